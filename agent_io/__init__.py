@@ -1,0 +1,1 @@
+"""Everything on the wire: the agent client, the reference guest agent, fault plans."""

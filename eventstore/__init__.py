@@ -1,0 +1,1 @@
+"""Domain-free, durable, tamper-evident event log (LMDB + msgpack)."""

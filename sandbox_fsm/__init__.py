@@ -1,0 +1,1 @@
+"""The domain: sandbox and container lifecycles, saga steps, host resources, recovery, audit."""
