@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
+import stat
 import subprocess
 import threading
 import time
@@ -177,12 +179,28 @@ def _log_tail(log_path: str | None) -> str:
     return f"\n--- last lines of {log_path} ---\n{tail}"
 
 
+def _ready(path: str) -> bool:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(mode):
+        return True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+    return True
+
+
 def wait_for_path(path: str | os.PathLike[str], *, timeout: float,
                   ident: ProcessIdentity | None = None,
                   log_path: str | os.PathLike[str] | None = None) -> None:
-    """Wait for path (e.g. a socket) to appear; fail fast when ident dies first.
+    """Wait for path to appear, and if it is a socket, to accept connections.
 
-    The error carries the tail of log_path (default: the log ident was spawned with).
+    Fails fast when ident dies first; a stale socket left by a killed predecessor does not
+    count as ready. Errors carry the tail of log_path (default: ident's spawn log).
     """
     target = os.fspath(path)
     if log_path is None and ident is not None:
@@ -192,7 +210,7 @@ def wait_for_path(path: str | os.PathLike[str], *, timeout: float,
     log = os.fspath(log_path) if log_path is not None else None
     deadline = time.monotonic() + timeout
     delay = 0.005
-    while not os.path.lexists(target):
+    while not _ready(target):
         if ident is not None and not is_alive(ident):
             raise ProcessDied(f"process {ident.pid} exited before {target!r} appeared"
                               f"{_log_tail(log)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -114,3 +115,16 @@ def test_wait_for_path_returns_once_it_exists(tmp_path: Path, janitor) -> None:
     wait_for_path(target, timeout=60, ident=ident)
     assert target.exists()
     assert terminate(ident)
+
+
+def test_stale_socket_is_not_ready(tmp_path: Path) -> None:
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(stale))  # bound, never listening, then closed: what a SIGKILL leaves
+    with pytest.raises(TimeoutError, match="stale.sock"):
+        wait_for_path(stale, timeout=0.05)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        stale.unlink()
+        s.bind(str(stale))
+        s.listen(1)
+        wait_for_path(stale, timeout=5)

@@ -1,0 +1,75 @@
+"""Host mechanics of a sandbox: mounts, processes, directories and the proxy process.
+
+Pure mechanics: nothing here knows about events or sagas. Every operation is safe to
+repeat, and "already gone" is success, so compensations and recovery can call them freely.
+"""
+
+from .layout import (
+    ID_PATTERN,
+    InvalidId,
+    SandboxLayout,
+    StillMounted,
+    check_socket_dir,
+    ensure_private_dir,
+    remove_tree,
+    validate_id,
+)
+from .mounts import (
+    MountError,
+    MountInfo,
+    UnsafePath,
+    bind_mount,
+    is_mounted,
+    make_shared,
+    mount_table,
+    mounts_under,
+    share_dir,
+    tmpfs_mount,
+    unmount,
+    unshare_dir,
+)
+from .procs import (
+    ProcessDied,
+    ProcessIdentity,
+    identity_of,
+    is_alive,
+    reap_children,
+    signal_process,
+    spawn,
+    terminate,
+    wait_for_path,
+)
+from .proxy import proxy_argv
+
+__all__ = [
+    "ID_PATTERN",
+    "InvalidId",
+    "MountError",
+    "MountInfo",
+    "ProcessDied",
+    "ProcessIdentity",
+    "SandboxLayout",
+    "StillMounted",
+    "UnsafePath",
+    "bind_mount",
+    "check_socket_dir",
+    "ensure_private_dir",
+    "identity_of",
+    "is_alive",
+    "is_mounted",
+    "make_shared",
+    "mount_table",
+    "mounts_under",
+    "proxy_argv",
+    "reap_children",
+    "remove_tree",
+    "share_dir",
+    "signal_process",
+    "spawn",
+    "terminate",
+    "tmpfs_mount",
+    "unmount",
+    "unshare_dir",
+    "validate_id",
+    "wait_for_path",
+]
