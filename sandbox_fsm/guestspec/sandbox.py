@@ -1,12 +1,16 @@
-"""Sandbox start: DNS, shared volume, sandbox shm, kernel modules and the CreateSandbox storages."""
+"""Sandbox start: DNS, shared volume, sandbox shm and the CreateSandbox storages.
+
+Kernel modules are converted by `agent_io.convert.kernel_modules`, re-exported here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from agent_io import messages as m
+from agent_io.convert import kernel_modules
 from sandbox_fsm.config import HypervisorConfig
 from sandbox_fsm.guestspec.errors import GuestSpecError
 from sandbox_fsm.guestspec.paths import (
@@ -16,6 +20,14 @@ from sandbox_fsm.guestspec.paths import (
     GUEST_SHM_DIR,
     SHARED_MOUNT_TAG,
 )
+
+__all__ = [
+    "dns_lines",
+    "kernel_modules",
+    "sandbox_shm_storage",
+    "sandbox_storages",
+    "shared_volume_storage",
+]
 
 SHM_OPTIONS = ("noexec", "nosuid", "nodev", "mode=1777")
 NINE_P_OPTIONS = ("trans=virtio,version=9p2000.L,cache=mmap", "nodev")
@@ -90,13 +102,3 @@ def sandbox_storages(hypervisor: HypervisorConfig) -> list[m.agent.Storage]:
     if hypervisor.shm_size > 0:
         storages.append(sandbox_shm_storage(hypervisor.shm_size))
     return storages
-
-
-def kernel_modules(lines: Iterable[str]) -> list[m.agent.KernelModule]:
-    """`"name p1 p2"` lines to KernelModule messages; blank lines are skipped."""
-    modules = []
-    for line in lines:
-        words = line.split()
-        if words:
-            modules.append(m.agent.KernelModule(name=words[0], parameters=words[1:]))
-    return modules

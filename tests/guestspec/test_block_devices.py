@@ -93,3 +93,11 @@ def test_device_list_skips_pmem_and_includes_vhost_user():
                                                 (vhost, "/dev/b")])
     assert [(d.type, d.id, d.container_path) for d in devices] == [
         ("scsi", "0:0", "/dev/a"), ("blk", "04/00", "/dev/b")]
+
+
+def test_guest_root_paths():
+    from sandbox_fsm.guestspec import container_root_parent, container_root_path
+
+    assert container_root_parent("c1") == ROOT
+    assert container_root_path("c1") == ROOT + "/rootfs"
+    assert container_root_path("c1", "root") == ROOT + "/root"
