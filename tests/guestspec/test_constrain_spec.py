@@ -183,3 +183,12 @@ def test_agent_pidns_from_env(env, enabled, decision):
 def test_agent_pidns_refused_by_config_warns():
     shared, warning = agent_pidns(["KATA_AGENT_PIDNS=True"], enabled=False)
     assert shared is False and "enable_agent_pidns" in warning
+
+
+def test_constrained_spec_crosses_the_wire():
+    from agent_io.convert import oci_spec_to_proto
+
+    out, _ = constrain(full_spec(), enabled=False)
+    wire = oci_spec_to_proto(out)
+    assert [ns.Type for ns in wire.Linux.Namespaces] == ["ipc", "uts", "mount"]
+    assert wire.Linux.CgroupsPath == "/docker/abc123" and not wire.HasField("Hooks")
