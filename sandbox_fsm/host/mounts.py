@@ -1,8 +1,13 @@
-"""Mounts through mount(2)/umount2(2) directly, and /proc/self/mountinfo as the only truth.
+"""Mounts through the kernel's mount syscalls directly; /proc/self/mountinfo is the truth.
 
-Targets are opened with O_PATH|O_NOFOLLOW one component at a time and mounted through
-/proc/self/fd/N, so a symlink swapped in between the check and the mount cannot redirect a
-bind mount outside the sandbox directory.
+Targets are opened with O_PATH|O_NOFOLLOW one component at a time and mounted through that
+fd, so a symlink swapped in between the check and the mount cannot redirect a bind mount
+outside the sandbox directory.
+
+Bind mounts use open_tree/mount_setattr/move_mount (Linux >= 5.12): the clone is made
+read-only *before* it is attached. The classic bind then MS_REMOUNT|MS_RDONLY leaves a
+window in which a writable copy has already propagated to slaves (such as shared/), and
+that copy stays writable for good.
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
@@ -30,6 +33,18 @@ MS_SHARED = 1 << 20
 
 MNT_DETACH = 0x2
 UMOUNT_NOFOLLOW = 0x8
+
+# new mount API (syscall numbers are the same on every architecture but alpha)
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_MOUNT_SETATTR = 442
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
+_AT_RECURSIVE = 0x8000
+_OPEN_TREE_CLONE = 0x1
+_MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_MOVE_MOUNT_T_EMPTY_PATH = 0x40
+_MOUNT_ATTR_RDONLY = 0x1
 
 _PROPAGATION = {
     "private": MS_PRIVATE,
@@ -47,6 +62,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
 class MountError(OSError):
@@ -225,27 +246,57 @@ def _propagation_flags(propagation: str | None) -> int:
                          f"expected one of {sorted(_PROPAGATION)}") from None
 
 
+def _syscall(operation: str, source: str | None, target: str, nr: int, *args: object) -> int:
+    rc = _libc.syscall(ctypes.c_long(nr), *args)
+    if rc < 0:
+        raise MountError(ctypes.get_errno(), operation, source, target)
+    return rc
+
+
+def _set_attr(tree_fd: int, *, recursive: bool, operation: str, source: str | None,
+              target: str, attr_set: int = 0, propagation: int = 0) -> None:
+    attr = _MountAttr(attr_set=attr_set, propagation=propagation)
+    flags = _AT_EMPTY_PATH | (_AT_RECURSIVE if recursive else 0)
+    _syscall(operation, source, target, _SYS_MOUNT_SETATTR, ctypes.c_int(tree_fd), b"",
+             ctypes.c_uint(flags), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
+
+
 def bind_mount(source: str | os.PathLike[str], target: str | os.PathLike[str], *,
                readonly: bool = False, recursive: bool = False, propagation: str | None = None,
                within: str | os.PathLike[str] | None = None) -> None:
     """Bind source onto an existing target that is not a symlink.
 
     With within (e.g. the runtime dir) no component between it and target may be a symlink.
-    Read-only is a second MS_BIND|MS_REMOUNT|MS_RDONLY call, as the kernel requires.
+    readonly applies to every mount of a recursive bind, and holds in propagated copies.
     """
     src = os.fspath(source)
     prop = _propagation_flags(propagation)
-    with _safe_target(target, within) as tgt:
-        flags = MS_BIND | (MS_REC if recursive else 0)
-        tgt.mount("bind mount", src, None, flags)
-        try:
-            if readonly:
-                tgt.mount("read-only remount", None, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-            if prop:
-                tgt.mount(f"set {propagation} propagation on", None, None, prop)
-        except BaseException:
-            unmount(tgt.path)
-            raise
+    shown = os.path.abspath(os.fspath(target))
+    clone_flags = _OPEN_TREE_CLONE | os.O_CLOEXEC | (_AT_RECURSIVE if recursive else 0)
+    tree = _syscall("bind mount (clone)", src, shown, _SYS_OPEN_TREE, ctypes.c_int(_AT_FDCWD),
+                    os.fsencode(src), ctypes.c_uint(clone_flags))
+    try:
+        if readonly:
+            _set_attr(tree, recursive=recursive, operation="make read-only", source=src,
+                      target=shown, attr_set=_MOUNT_ATTR_RDONLY)
+        with _safe_target(target, within) as tgt:
+            leaf = _open_leaf(tgt.parent_fd, tgt.name, tgt.path)
+            try:
+                _syscall("bind mount", src, tgt.path, _SYS_MOVE_MOUNT, ctypes.c_int(tree), b"",
+                         ctypes.c_int(leaf), b"",
+                         ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH | _MOVE_MOUNT_T_EMPTY_PATH))
+            finally:
+                os.close(leaf)
+        if prop:
+            try:
+                # after attaching: a mount attached under a shared parent is made shared
+                _set_attr(tree, recursive=bool(prop & MS_REC), source=src, target=shown,
+                          operation=f"set {propagation} propagation", propagation=prop & ~MS_REC)
+            except MountError:
+                unmount(shown)
+                raise
+    finally:
+        os.close(tree)
 
 
 def tmpfs_mount(target: str | os.PathLike[str], *, size: int | str | None = None,
@@ -270,7 +321,9 @@ def tmpfs_mount(target: str | os.PathLike[str], *, size: int | str | None = None
 def make_shared(path: str | os.PathLike[str]) -> None:
     """Make path a shared mount (binding it onto itself first) so later mounts propagate."""
     if not is_mounted(path):
-        bind_mount(path, path, within=os.path.dirname(os.path.abspath(os.fspath(path))))
+        # recursive: mounts already below path stay visible through the self-bind
+        bind_mount(path, path, recursive=True,
+                   within=os.path.dirname(os.path.abspath(os.fspath(path))))
     with _safe_target(path, None) as tgt:
         tgt.mount("make shared", None, None, MS_SHARED)
 

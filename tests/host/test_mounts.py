@@ -137,6 +137,26 @@ def test_share_dir_propagates_later_mounts_read_only(mount_dir: Path) -> None:
     assert mounts_under(mount_dir) == []
 
 
+def test_read_only_volume_stays_read_only_in_shared(mount_dir: Path) -> None:
+    """A bind remounted read-only after attaching would leave a writable copy in shared/."""
+    mounts, shared, vol_src = _dirs(mount_dir, "mounts", "shared", "volume")
+    (vol_src / "inner").mkdir()
+    bind_mount(vol_src / "inner", vol_src / "inner")  # a nested mount inside the volume
+    share_dir(mounts, shared)
+    vol = mounts / "c1-vol"
+    vol.mkdir()
+    bind_mount(vol_src, vol, readonly=True, recursive=True, within=mounts)
+    for path in (vol / "x", shared / "c1-vol" / "x", shared / "c1-vol" / "inner" / "x"):
+        with pytest.raises(OSError) as info:
+            path.write_text("must not land on the host")
+        assert info.value.errno == errno.EROFS, path
+    assert list(vol_src.iterdir()) == [vol_src / "inner"]
+    unmount(vol)
+    unshare_dir(mounts, shared)
+    unmount(vol_src / "inner")
+    assert mounts_under(mount_dir) == []
+
+
 def test_unknown_propagation_is_a_clear_error(mount_dir: Path) -> None:
     src, dst = _dirs(mount_dir, "src", "dst")
     with pytest.raises(ValueError, match="'sideways'"):
