@@ -219,17 +219,20 @@ def _safe_target(target: str | os.PathLike[str], within: str | os.PathLike[str] 
 
 
 class _Target:
-    """A target pinned by its parent directory fd; proc() names its current top mount."""
+    """A target pinned by its parent directory fd, checked for symlinks at every open."""
 
     def __init__(self, path: str, parent_fd: int) -> None:
         self.path = path
         self.parent_fd = parent_fd
         self.name = os.path.basename(path)
 
+    def open_leaf(self) -> int:
+        """An O_PATH fd of the target; after a mount, a new open lands on the top mount."""
+        return _open_leaf(self.parent_fd, self.name, self.path)
+
     def mount(self, operation: str, source: str | None, fstype: str | None, flags: int,
               data: str | None = None) -> None:
-        # Re-open each time: after a mount, a new lookup lands on the new mount's root.
-        fd = _open_leaf(self.parent_fd, self.name, self.path)
+        fd = self.open_leaf()
         try:
             _call_mount(operation, source, f"/proc/self/fd/{fd}", self.path, fstype, flags, data)
         finally:
@@ -280,7 +283,7 @@ def bind_mount(source: str | os.PathLike[str], target: str | os.PathLike[str], *
             _set_attr(tree, recursive=recursive, operation="make read-only", source=src,
                       target=shown, attr_set=_MOUNT_ATTR_RDONLY)
         with _safe_target(target, within) as tgt:
-            leaf = _open_leaf(tgt.parent_fd, tgt.name, tgt.path)
+            leaf = tgt.open_leaf()
             try:
                 _syscall("bind mount", src, tgt.path, _SYS_MOVE_MOUNT, ctypes.c_int(tree), b"",
                          ctypes.c_int(leaf), b"",
