@@ -39,7 +39,6 @@ from .procs import (
     terminate,
     wait_for_path,
 )
-from .proxy import proxy_argv
 
 __all__ = [
     "ID_PATTERN",
@@ -73,3 +72,13 @@ __all__ = [
     "validate_id",
     "wait_for_path",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: importing .proxy here would make `python -m sandbox_fsm.host.proxy` warn that
+    # the module was already imported by its package.
+    if name == "proxy_argv":
+        from .proxy import proxy_argv
+
+        return proxy_argv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
