@@ -1,0 +1,376 @@
+"""AgentService: the 32 Kata v1 rpcs, each with a real effect on processes, files, mounts."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import grpc
+
+from agent_io import messages as m
+from agent_io.guest import process as procs
+from agent_io.guest import procfs
+from agent_io.guest.container import Container, ContainerTable, container_spec, process_spec
+from agent_io.guest.copyfile import FileCopier
+from agent_io.guest.errors import AlreadyExists, Timeout, WrongState, rpc
+from agent_io.guest.network import NetworkState
+from agent_io.guest.oom import OomEvents
+from agent_io.guest.paths import GuestPaths, check_id
+from agent_io.guest.pstable import ps_table
+from agent_io.guest.sandbox import Sandbox, SandboxState
+from agent_io.guest.spawner import Reaper, Spawner
+from agent_io.guest.storage import SHARED_DRIVERS, Storages
+from protos import agent_pb2_grpc
+
+AGENT_VERSION = "sandbox-fsm-guest 0.1.0"
+_BLOCK_SIZE = Path("/sys/devices/system/memory/block_size_bytes")
+_PROBE = Path("/sys/devices/system/memory/probe")
+_EMPTY = m.Empty()
+
+
+def _cid(req, rpc_name: str) -> str:
+    return check_id("container id", req.container_id, rpc_name)
+
+
+def _eid(req, rpc_name: str) -> str:
+    return check_id("exec id", req.exec_id, rpc_name, allow_empty=True)
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    """State of one guest: its sandbox, containers, storages, network, and recorded requests."""
+
+    def __init__(self, paths: GuestPaths, *, may_mount: bool, own_uts: bool) -> None:
+        self.paths = paths
+        self.storages = Storages(paths, may_mount)
+        self.spawner = Spawner()
+        self.reaper = Reaper()
+        self.containers = ContainerTable()
+        self.network = NetworkState()
+        self.oom = OomEvents()
+        self.copier = FileCopier(paths.guest_dir)
+        self.sandbox = SandboxState(own_uts)
+
+    # -- sandbox ---------------------------------------------------------------------------
+
+    @rpc
+    def CreateSandbox(self, req, context):
+        if req.sandbox_id:
+            check_id("sandbox id", req.sandbox_id, "CreateSandbox")
+        sb = Sandbox(
+            id=req.sandbox_id, hostname=req.hostname, dns=list(req.dns), pidns=req.sandbox_pidns,
+            guest_hook_path=req.guest_hook_path,
+            kernel_modules=[(k.name, list(k.parameters)) for k in req.kernel_modules],
+        )
+        with self.sandbox.lock:
+            self.sandbox.begin(sb)
+            try:
+                self.sandbox.apply_hostname(req.hostname)
+                self.sandbox.write_resolv_conf(self.paths.resolv_conf(), sb.dns)
+                sb.storages = self.storages.setup(list(req.storages), "CreateSandbox")
+            except BaseException:
+                self.sandbox.current = None
+                raise
+        return _EMPTY
+
+    @rpc
+    def DestroySandbox(self, req, context):
+        for c in self.containers.all():
+            self._destroy_container(c, timeout=None, context=context)
+        with self.sandbox.lock:
+            sb, self.sandbox.current = self.sandbox.current, None
+        if sb is not None:
+            self.storages.release(sb.storages)
+        self.storages.release_all()
+        return _EMPTY
+
+    def shutdown(self) -> None:
+        """End every container process and unmount what the agent mounted (SIGTERM path)."""
+        for c in self.containers.all():
+            self._destroy_container(c, timeout=5.0, context=None)
+        self.storages.release_all()
+
+    # -- containers ------------------------------------------------------------------------
+
+    @rpc
+    def CreateContainer(self, req, context):
+        cid = _cid(req, "CreateContainer")
+        init_exec = check_id("exec id", req.exec_id, "CreateContainer", allow_empty=True) or cid
+        self.containers.reserve(cid, "CreateContainer")
+        where = f"CreateContainer {cid!r}"
+        spec = container_spec(req, self.paths, where)
+        storages = self.storages.setup(list(req.storages), where)
+        c = Container(id=cid, init_exec=init_exec, init_spec=spec, storages=storages,
+                      resources=req.OCI.Linux.Resources if req.OCI.HasField("Linux") else None)
+        try:
+            self.containers.add(c, "CreateContainer")
+        except BaseException:
+            self.storages.release(storages)
+            raise
+        return _EMPTY
+
+    @rpc
+    def StartContainer(self, req, context):
+        cid = _cid(req, "StartContainer")
+        c = self.containers.get(cid, "StartContainer")
+        with c.lock:
+            if c.state != "created":
+                raise WrongState(f"StartContainer: container {cid!r} is {c.state}, not created")
+            self._start(c, c.init_exec, c.init_spec, f"StartContainer {cid!r}")
+            c.state = "running"
+        return _EMPTY
+
+    def _start(self, c: Container, exec_id: str, spec: procs.ProcessSpec, where: str) -> None:
+        proc = procs.start(exec_id, spec, self.spawner, self.reaper, where)
+        c.add(proc, where)
+        self.oom.watch(c.id, proc)
+
+    @rpc
+    def ExecProcess(self, req, context):
+        cid = _cid(req, "ExecProcess")
+        eid = check_id("exec id", req.exec_id, "ExecProcess")
+        c = self.containers.get(cid, "ExecProcess")
+        where = f"ExecProcess {cid!r}/{eid!r}"
+        user = req.string_user if req.HasField("string_user") else None
+        spec = c.exec_spec(process_spec(req.process if req.HasField("process") else None,
+                                        user, None, where))
+        with c.lock:
+            if c.state not in ("running", "paused"):
+                raise WrongState(f"{where}: container is {c.state}, not running")
+            if eid in c.processes or eid == cid:
+                raise AlreadyExists(f"{where}: exec id already exists")
+            self._start(c, eid, spec, where)
+        return _EMPTY
+
+    @rpc
+    def SignalProcess(self, req, context):
+        cid, eid = _cid(req, "SignalProcess"), _eid(req, "SignalProcess")
+        c = self.containers.get(cid, "SignalProcess")
+        signum = req.signal
+        if not 0 < signum < signal.NSIG:
+            raise ValueError(f"SignalProcess {cid!r}: bad signal {signum}")
+        if eid == "":
+            c.signal_all(signum)
+        else:
+            c.process(eid, "SignalProcess").signal(signum, group=False)
+        return _EMPTY
+
+    @rpc
+    def WaitProcess(self, req, context):
+        cid, eid = _cid(req, "WaitProcess"), _eid(req, "WaitProcess")
+        proc = self.containers.get(cid, "WaitProcess").process(eid, "WaitProcess")
+        status = proc.wait(context.is_active)
+        return m.agent.WaitProcessResponse(status=status if status is not None else -1)
+
+    @rpc
+    def RemoveContainer(self, req, context):
+        cid = _cid(req, "RemoveContainer")
+        c = self.containers.get(cid, "RemoveContainer")
+        self._destroy_container(c, timeout=req.timeout or None, context=context)
+        return _EMPTY
+
+    def _destroy_container(self, c: Container, timeout: float | None, context) -> None:
+        """SIGKILL every process group, wait (timeout None = no limit), then forget it."""
+        is_active = context.is_active if context is not None else (lambda: True)
+        with c.lock:
+            c.state = "stopping"
+            c.signal_all(signal.SIGCONT)  # a paused group must run to die
+            c.signal_all(signal.SIGKILL)
+            for p in c.processes.values():
+                if p.wait(is_active, timeout) is None and not p.exited:
+                    raise Timeout(f"RemoveContainer {c.id!r}: exec {p.exec_id!r} (pid {p.pid}) "
+                                  f"still running after {timeout} s")
+            for p in c.processes.values():
+                p.stdio.close()
+            self.storages.release(c.storages)
+            c.state = "stopped"
+        self.containers.remove(c.id)
+
+    @rpc
+    def PauseContainer(self, req, context):
+        c = self.containers.get(_cid(req, "PauseContainer"), "PauseContainer")
+        with c.lock:
+            c.pause("PauseContainer")
+        return _EMPTY
+
+    @rpc
+    def ResumeContainer(self, req, context):
+        c = self.containers.get(_cid(req, "ResumeContainer"), "ResumeContainer")
+        with c.lock:
+            c.resume("ResumeContainer")
+        return _EMPTY
+
+    @rpc
+    def UpdateContainer(self, req, context):
+        c = self.containers.get(_cid(req, "UpdateContainer"), "UpdateContainer")
+        with c.lock:
+            c.resources = req.resources
+        return _EMPTY
+
+    def _members(self, c: Container) -> list[procfs.ProcStat]:
+        return procfs.members({p.pid for p in c.live()})
+
+    @rpc
+    def StatsContainer(self, req, context):
+        c = self.containers.get(_cid(req, "StatsContainer"), "StatsContainer")
+        members = self._members(c)
+        user = sum(s.utime_ns for s in members)
+        kernel = sum(s.stime_ns for s in members)
+        res = c.resources
+        mem_limit = res.Memory.Limit if res is not None and res.HasField("Memory") else 0
+        pid_limit = res.Pids.Limit if res is not None and res.HasField("Pids") else 0
+        stats = m.agent.CgroupStats(
+            cpu_stats=m.agent.CpuStats(cpu_usage=m.agent.CpuUsage(
+                total_usage=user + kernel, usage_in_usermode=user, usage_in_kernelmode=kernel)),
+            memory_stats=m.agent.MemoryStats(usage=m.agent.MemoryData(
+                usage=sum(s.rss_bytes for s in members), limit=max(mem_limit, 0))),
+            pids_stats=m.agent.PidsStats(current=len(members), limit=max(pid_limit, 0)),
+        )
+        return m.agent.StatsContainerResponse(cgroup_stats=stats)
+
+    @rpc
+    def ListProcesses(self, req, context):
+        cid = _cid(req, "ListProcesses")
+        c = self.containers.get(cid, "ListProcesses")
+        pids = [s.pid for s in self._members(c)]
+        table = ps_table(pids, req.format, list(req.args), f"ListProcesses {cid!r}")
+        return m.agent.ListProcessesResponse(process_list=table)
+
+    # -- stdio -----------------------------------------------------------------------------
+
+    def _proc(self, req, rpc_name: str) -> procs.Process:
+        cid, eid = _cid(req, rpc_name), _eid(req, rpc_name)
+        return self.containers.get(cid, rpc_name).process(eid, rpc_name)
+
+    @rpc
+    def WriteStdin(self, req, context):
+        proc = self._proc(req, "WriteStdin")
+        where = f"WriteStdin {req.container_id!r}/{proc.exec_id!r}"
+        return m.agent.WriteStreamResponse(len=proc.stdio.write_stdin(req.data, where))
+
+    def _read(self, req, context, stream: str, rpc_name: str):
+        proc = self._proc(req, rpc_name)
+        where = f"{rpc_name} {req.container_id!r}/{proc.exec_id!r}"
+        data = proc.stdio.read(stream, req.len or 65536, context.is_active, where)
+        return m.agent.ReadStreamResponse(data=data)
+
+    @rpc
+    def ReadStdout(self, req, context):
+        return self._read(req, context, "stdout", "ReadStdout")
+
+    @rpc
+    def ReadStderr(self, req, context):
+        return self._read(req, context, "stderr", "ReadStderr")
+
+    @rpc
+    def CloseStdin(self, req, context):
+        self._proc(req, "CloseStdin").stdio.close_stdin()
+        return _EMPTY
+
+    @rpc
+    def TtyWinResize(self, req, context):
+        proc = self._proc(req, "TtyWinResize")
+        proc.stdio.resize(req.row, req.column, f"TtyWinResize {req.container_id!r}")
+        return _EMPTY
+
+    # -- network ---------------------------------------------------------------------------
+
+    @rpc
+    def UpdateInterface(self, req, context):
+        return self.network.update_interface(req.interface)
+
+    @rpc
+    def UpdateRoutes(self, req, context):
+        return m.agent.Routes(Routes=self.network.update_routes(list(req.routes.Routes)))
+
+    @rpc
+    def ListInterfaces(self, req, context):
+        return m.agent.Interfaces(Interfaces=self.network.interfaces())
+
+    @rpc
+    def ListRoutes(self, req, context):
+        return m.agent.Routes(Routes=self.network.routes())
+
+    @rpc
+    def AddARPNeighbors(self, req, context):
+        self.network.add_neighbors(list(req.neighbors.ARPNeighbors))
+        return _EMPTY
+
+    # -- guest machine (validated and recorded, never applied to the host) -----------------
+
+    @rpc
+    def GetGuestDetails(self, req, context):
+        details = m.agent.AgentDetails(
+            version=AGENT_VERSION, init_daemon=os.getpid() == 1,
+            storage_handlers=[*SHARED_DRIVERS, "ephemeral", "local"],
+        )
+        resp = m.agent.GuestDetailsResponse(agent_details=details)
+        if req.mem_block_size:
+            resp.mem_block_size_bytes = _block_size()
+        if req.mem_hotplug_probe:
+            resp.support_mem_hotplug_probe = _PROBE.exists()
+        return resp
+
+    @rpc
+    def OnlineCPUMem(self, req, context):
+        if req.nb_cpus == 0 and req.cpu_only:
+            raise ValueError("OnlineCPUMem: cpu_only with nb_cpus 0 onlines nothing")
+        with self.sandbox.lock:
+            self.sandbox.recorded.online_cpus.append((req.nb_cpus, req.cpu_only, req.wait))
+        return _EMPTY
+
+    @rpc
+    def MemHotplugByProbe(self, req, context):
+        block = _block_size()
+        for addr in req.memHotplugProbeAddr:
+            if block and addr % block:
+                raise ValueError(f"MemHotplugByProbe: address 0x{addr:x} is not aligned to the "
+                                 f"memory block size 0x{block:x}")
+        with self.sandbox.lock:
+            self.sandbox.recorded.probed_memory.extend(req.memHotplugProbeAddr)
+        return _EMPTY
+
+    @rpc
+    def ReseedRandomDev(self, req, context):
+        if not req.data:
+            raise ValueError("ReseedRandomDev: no seed data")
+        with self.sandbox.lock:
+            self.sandbox.recorded.reseeded_bytes += len(req.data)
+        return _EMPTY
+
+    @rpc
+    def SetGuestDateTime(self, req, context):
+        if req.Sec < 0 or not 0 <= req.Usec < 1_000_000:
+            raise ValueError(f"SetGuestDateTime: bad time Sec={req.Sec} Usec={req.Usec}")
+        with self.sandbox.lock:
+            self.sandbox.recorded.guest_time = (req.Sec, req.Usec)
+        return _EMPTY
+
+    @rpc
+    def CopyFile(self, req, context):
+        self.copier.chunk(req)
+        return _EMPTY
+
+    @rpc
+    def GetOOMEvent(self, req, context):
+        cid = self.oom.next(context.is_active)
+        if cid is None:
+            context.abort(grpc.StatusCode.CANCELLED, "GetOOMEvent: caller went away")
+        return m.agent.OOMEvent(container_id=cid)
+
+    @rpc
+    def StartTracing(self, req, context):
+        self.sandbox.set_tracing(True, "StartTracing")
+        return _EMPTY
+
+    @rpc
+    def StopTracing(self, req, context):
+        self.sandbox.set_tracing(False, "StopTracing")
+        return _EMPTY
+
+
+def _block_size() -> int:
+    try:
+        return int(_BLOCK_SIZE.read_text().strip(), 16)
+    except (OSError, ValueError):
+        return 0
