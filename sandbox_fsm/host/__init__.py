@@ -4,6 +4,7 @@ Pure mechanics: nothing here knows about events or sagas. Every operation is saf
 repeat, and "already gone" is success, so compensations and recovery can call them freely.
 """
 
+from .discover import find_by_cmdline
 from .layout import (
     ID_PATTERN,
     InvalidId,
@@ -53,6 +54,7 @@ __all__ = [
     "bind_mount",
     "check_socket_dir",
     "ensure_private_dir",
+    "find_by_cmdline",
     "identity_of",
     "is_alive",
     "is_mounted",

@@ -1,0 +1,49 @@
+"""Errors a runtime author (and the CLI) can tell apart: each maps to one exit code."""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """Base of every error sandbox_fsm raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidRequest(SandboxError, ValueError):
+    """Bad input: a malformed id, config or argument. Nothing was appended."""
+
+    exit_code = 2
+
+
+class IllegalTransition(InvalidRequest):
+    """The lifecycle machine does not allow this trigger from the current state."""
+
+
+class Conflict(SandboxError):
+    """Another process is operating on the same sandbox (or won the race to the log)."""
+
+    exit_code = 3
+
+
+class NotFound(SandboxError, LookupError):
+    """No such sandbox or container in the log."""
+
+    exit_code = 4
+
+
+class OperationFailed(SandboxError):
+    """An operation failed at a step; its compensations ran before this was raised."""
+
+    def __init__(self, operation: str, step: str, cause: BaseException | str, *,
+                 sandbox_id: str, state: str, held: list[str] | None = None) -> None:
+        self.operation = operation
+        self.step = step
+        self.cause = cause
+        self.sandbox_id = sandbox_id
+        self.state = state
+        self.held = held or []
+        text = (f"{operation} of sandbox {sandbox_id!r} failed at step {step!r}: {cause}; "
+                f"rolled back, sandbox is {state}")
+        if self.held:
+            text += f"; still held: {', '.join(self.held)}"
+        super().__init__(text)

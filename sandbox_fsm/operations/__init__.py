@@ -1,0 +1,31 @@
+"""Every operation the runtime runs, by name, so recovery can rebuild one from the log."""
+
+from __future__ import annotations
+
+from ..saga import Operation, Step, step_names
+from ..spec import ContainerConfig, Mount
+from . import container, sandbox
+from .sandbox import RELEASE_LOST
+
+_FIXED: dict[str, Operation] = {op.name: op for op in (
+    sandbox.CREATE, sandbox.START, sandbox.STOP, sandbox.DELETE, RELEASE_LOST,
+    container.START, container.STOP, container.DELETE, container.EXEC, container.KILL)}
+
+
+def operation_for(name: str, params: dict) -> Operation:
+    """The operation as it was when `OperationStarted` recorded `name` and `params`."""
+    if name == "create_container":
+        return container.create(ContainerConfig.from_dict(params["config"]))
+    return _FIXED[name]
+
+
+def steps() -> dict[str, list[str]]:
+    """Every operation with its ordered step names, compensations (`<step>.undo`) last.
+
+    create_container is shown with one volume (its `mount_volume` step repeats per volume).
+    """
+    sample = container.create(ContainerConfig(id="c", mounts=(Mount("/src", "/dst"),)))
+    return {op.name: step_names(op) for op in (*_FIXED.values(), sample)}
+
+
+__all__ = ["Operation", "Step", "operation_for", "steps"]

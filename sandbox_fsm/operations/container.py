@@ -1,0 +1,219 @@
+"""The container operations, as the seed runs them.
+
+create: bind the rootfs into mounts/<cid>/rootfs, bind each volume into mounts/ under a
+unique name (the OCI mount source rewritten to the guest path), CreateContainer;
+compensations unmount in reverse (the seed's rollbackFailingContainerCreation).
+start: StartContainer.  stop (rolls forward): SIGKILL every process, RemoveContainer.
+delete (rolls forward): unmount the container's mounts.  exec / kill: logged operations
+that do not change the container's state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from functools import partial
+
+from agent_io import convert
+
+from .. import host
+from ..guestspec.paths import container_root_path
+from ..saga import Operation, Step
+from ..spec import ContainerConfig
+from .context import OpContext, mount_resource, tolerate_gone
+
+
+def _config(ctx: OpContext) -> ContainerConfig:
+    return ContainerConfig.from_dict(ctx.params["config"])
+
+
+# -- create ---------------------------------------------------------------------------
+
+def _plan_rootfs(ctx: OpContext) -> dict:
+    cfg = _config(ctx)
+    empty = ctx.layout.root / "rootfs" / cfg.id
+    return {"source": cfg.rootfs or str(empty), "default": cfg.rootfs is None,
+            "target": str(ctx.layout.rootfs_target(cfg.id)),
+            "dir": str(ctx.layout.container_dir(cfg.id))}
+
+
+def _mount_rootfs(ctx: OpContext, args: dict) -> dict:
+    if args["default"]:
+        os.makedirs(args["source"], mode=0o755, exist_ok=True)
+    elif not os.path.isdir(args["source"]):
+        raise FileNotFoundError(f"rootfs {args['source']!r} is not a directory")
+    os.makedirs(args["target"], mode=0o755, exist_ok=True)
+    host.bind_mount(args["source"], args["target"], within=ctx.layout.mounts)
+    return {"acquired": [mount_resource(args["target"], container=ctx.container_id,
+                                        role="rootfs")]}
+
+
+def _unmount_rootfs(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    host.unmount(args["target"])
+    host.remove_tree(args["dir"])
+    if args["default"]:
+        host.remove_tree(args["source"])
+
+
+def _plan_volume(index: int, ctx: OpContext) -> dict:
+    mnt = _config(ctx).mounts[index]
+    return {"source": mnt.source, "destination": mnt.destination, "readonly": mnt.readonly,
+            "target": str(ctx.layout.volume_target(ctx.container_id, mnt.destination))}
+
+
+def _mount_volume(ctx: OpContext, args: dict) -> dict:
+    source, target = args["source"], args["target"]
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"volume source {source!r} does not exist")
+    if os.path.isdir(source):
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        with open(target, "a"):
+            pass
+    host.bind_mount(source, target, readonly=args["readonly"], within=ctx.layout.mounts)
+    return {"acquired": [mount_resource(target, container=ctx.container_id, role="volume",
+                                        destination=args["destination"])]}
+
+
+def _unmount_volume(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    target = args["target"]
+    host.unmount(target)
+    if os.path.isdir(target) and not os.path.islink(target):
+        host.remove_tree(target)
+    elif os.path.lexists(target):
+        os.unlink(target)
+
+
+def _plan_guest_container(ctx: OpContext) -> dict:
+    cfg = _config(ctx)
+    volumes = {r.args["destination"]: r.args["target"] for r in ctx.records
+               if r.step == "mount_volume" and r.outcome is not None}
+    return {"spec": oci_spec(ctx, cfg, volumes)}
+
+
+def oci_spec(ctx: OpContext, cfg: ContainerConfig, volumes: dict[str, str]) -> dict:
+    """The OCI spec the guest gets: the caller's, with the rootfs and volume sources
+    rewritten to their guest paths."""
+    spec = dict(cfg.oci or {})
+    spec["ociVersion"] = spec.get("ociVersion", "1.0.2")
+    spec["process"] = {
+        **spec.get("process", {}), "terminal": cfg.terminal, "args": list(cfg.args),
+        "env": convert.env_list(cfg.env), "cwd": cfg.cwd,
+        "user": oci_user(cfg.user)}
+    spec["root"] = {"path": container_root_path(cfg.id), "readonly": False}
+    spec["hostname"] = cfg.hostname or spec.get("hostname", "")
+    spec["mounts"] = [
+        {"destination": m.destination, "type": "bind",
+         "source": ctx.guest_path(volumes[m.destination]),
+         "options": ["rbind", "ro" if m.readonly else "rw", *m.options]}
+        for m in cfg.mounts]
+    spec["annotations"] = {**spec.get("annotations", {}), **cfg.annotations}
+    return spec
+
+
+def oci_user(text: str) -> dict:
+    """`"uid[:gid]"` as the OCI process user (ValueError naming a malformed value)."""
+    user = convert.oci_user(text)
+    return {"uid": user.UID, "gid": user.GID}
+
+
+def _create_guest_container(ctx: OpContext, args: dict) -> dict:
+    ctx.agent().create_container(ctx.container_id, convert.oci_spec_to_proto(args["spec"]))
+    return {"container": ctx.container_id}
+
+
+def _remove_guest_container(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    tolerate_gone(lambda: ctx.agent().remove_container(ctx.container_id))
+
+
+def create(config: ContainerConfig) -> Operation:
+    volumes = tuple(
+        Step("mount_volume", "VolumeMounted", _mount_volume, _unmount_volume,
+             partial(_plan_volume, i))
+        for i in range(len(config.mounts)))
+    return Operation("create_container", "create", (
+        Step("mount_rootfs", "RootfsMounted", _mount_rootfs, _unmount_rootfs, _plan_rootfs),
+        *volumes,
+        Step("create_container_in_guest", "ContainerCreated", _create_guest_container,
+             _remove_guest_container, _plan_guest_container),
+    ))
+
+
+# -- start / stop / delete --------------------------------------------------------------
+
+def _start_guest_container(ctx: OpContext, args: dict) -> dict:
+    ctx.agent().start_container(ctx.container_id)
+    return {"container": ctx.container_id}
+
+
+def _kill_all(ctx: OpContext, args: dict, outcome: dict | None = None) -> dict:
+    tolerate_gone(lambda: ctx.agent().signal_process(ctx.container_id, signal.SIGKILL, all=True))
+    return {"container": ctx.container_id}
+
+
+def _remove_in_guest(ctx: OpContext, args: dict) -> dict:
+    tolerate_gone(lambda: ctx.agent().remove_container(ctx.container_id))
+    return {"container": ctx.container_id}
+
+
+def _unmount_container(ctx: OpContext, args: dict) -> dict:
+    released = []
+    for res in sorted(ctx.mounts(ctx.container_id), key=lambda r: r["role"] == "rootfs"):
+        host.unmount(res["path"])
+        released.append(res["key"])
+    host.remove_tree(ctx.layout.container_dir(ctx.container_id))
+    return {"container": ctx.container_id, "released": released}
+
+
+START = Operation("start_container", "start", (
+    Step("start_container_in_guest", "ContainerStarted", _start_guest_container, _kill_all),
+))
+
+STOP = Operation("stop_container", "stop", (
+    Step("signal_container", "ContainerStopped", _kill_all),
+    Step("remove_container_in_guest", "ContainerRemoved", _remove_in_guest),
+), on_crash="forward")
+
+DELETE = Operation("delete_container", "delete", (
+    Step("unmount_container_mounts", "ContainerMountsUnmounted", _unmount_container),
+), on_crash="forward")
+
+
+# -- exec / kill ------------------------------------------------------------------------
+
+def _plan_exec(ctx: OpContext) -> dict:
+    return {"exec_id": ctx.params.get("exec_id") or uuid.uuid4().hex[:12],
+            "args": list(ctx.params["args"]), "env": ctx.params.get("env") or {},
+            "cwd": ctx.params.get("cwd") or "/", "user": ctx.params.get("user") or "0:0",
+            "terminal": bool(ctx.params.get("terminal"))}
+
+
+def _exec(ctx: OpContext, args: dict) -> dict:
+    process = convert.oci_spec_to_proto({"process": {
+        "terminal": args["terminal"], "args": args["args"], "env": convert.env_list(args["env"]),
+        "cwd": args["cwd"], "user": oci_user(args["user"])}}).Process
+    ctx.agent().exec_process(ctx.container_id, args["exec_id"], process)
+    return {"container": ctx.container_id, "exec_id": args["exec_id"]}
+
+
+def _kill_exec(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    tolerate_gone(lambda: ctx.agent().signal_process(
+        ctx.container_id, signal.SIGKILL, args["exec_id"]))
+
+
+def _signal(ctx: OpContext, args: dict) -> dict:
+    sig, exec_id, every = ctx.params["signal"], ctx.params.get("exec_id"), ctx.params["all"]
+    ctx.agent().signal_process(ctx.container_id, sig, None if every else exec_id or
+                               ctx.container_id, all=every)
+    return {"container": ctx.container_id, "signal": int(sig), "all": every,
+            "exec_id": exec_id or ""}
+
+
+EXEC = Operation("exec", None, (
+    Step("exec_process", "ProcessStarted", _exec, _kill_exec, _plan_exec),
+))
+
+KILL = Operation("kill", None, (
+    Step("signal_process", "ProcessSignalled", _signal),
+), on_crash="forward")

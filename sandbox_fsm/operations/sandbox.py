@@ -1,0 +1,237 @@
+"""The sandbox operations, step by step, in the order the seed (kata_agent.go) runs them.
+
+create: shared path, mounts/ -> shared/ bind.  start: guest, proxy, check, CreateSandbox.
+stop (rolls forward): DestroySandbox, stop proxy, stop guest.
+delete (rolls forward): unmount container mounts, unmount shared/, remove the sandbox dir.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import host
+from ..guestspec.sandbox import dns_lines, kernel_modules, sandbox_storages
+from ..saga import Operation, Step
+from .context import OpContext, dir_resource, identity, mount_resource, tolerate_gone
+
+HOSTNAME_MAX = 64
+
+
+# -- create ---------------------------------------------------------------------------
+
+def _plan_shared_path(ctx: OpContext) -> dict:
+    return {"root": str(ctx.layout.root)}
+
+
+def _create_shared_path(ctx: OpContext, args: dict) -> dict:
+    lay = ctx.layout
+    for path in (lay.root, lay.mounts, lay.shared, lay.guest_dir, lay.sock_dir, lay.log_dir):
+        host.ensure_private_dir(path)
+    return {"acquired": [dir_resource(args["root"])]}
+
+
+def _remove_shared_path(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    host.remove_tree(args["root"])
+
+
+def _plan_share(ctx: OpContext) -> dict:
+    return {"mounts": str(ctx.layout.mounts), "shared": str(ctx.layout.shared)}
+
+
+def _mount_shared_dir(ctx: OpContext, args: dict) -> dict:
+    host.share_dir(args["mounts"], args["shared"])
+    return {"acquired": [mount_resource(args["mounts"], role="mounts"),
+                         mount_resource(args["shared"], role="shared")]}
+
+
+def _unmount_shared_dir(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    host.unshare_dir(args["mounts"], args["shared"])
+
+
+# -- start ----------------------------------------------------------------------------
+
+def _plan_vm(ctx: OpContext) -> dict:
+    lay = ctx.layout
+    argv = [sys.executable, "-m", "agent_io.guest", "--listen", f"unix:{lay.agent_socket}",
+            "--guest-dir", str(lay.guest_dir), "--shared-dir", str(lay.shared)]
+    if ctx.runtime.driver == "namespaces":
+        argv.append("--namespaces")
+    return {"argv": argv, "socket": str(lay.agent_socket), "log": str(lay.log_dir / "guest.log")}
+
+
+def _start_vm(ctx: OpContext, args: dict) -> dict:
+    ident = host.spawn(args["argv"], log_path=args["log"])
+    try:
+        host.wait_for_path(args["socket"], timeout=ctx.runtime.config.agent.dial_timeout,
+                           ident=ident)
+    except BaseException:
+        host.terminate(ident)
+        raise
+    return {"acquired": [{
+        "kind": "process", "key": "process:guest", "role": "guest", "pid": ident.pid,
+        "start_time": ident.start_time, "url": f"unix:{args['socket']}",
+        "socket": args["socket"]}]}
+
+
+def _stop_process(ctx: OpContext, role: str, args: dict, outcome: dict | None) -> None:
+    """Stop a process this operation started: by its recorded identity, or when the
+    outcome was never recorded, by the unique socket path on its command line."""
+    acquired = (outcome or {}).get("acquired") or ()
+    idents = ([identity(r) for r in acquired] if acquired
+              else host.find_by_cmdline(args["socket"]))
+    for ident in idents:
+        host.terminate(ident)
+    ctx.runtime.forget_agent(ctx.sandbox_id)
+    if os.path.lexists(args["socket"]):
+        os.unlink(args["socket"])
+
+
+def _stop_vm_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    _stop_process(ctx, "guest", args, outcome)
+
+
+def _plan_proxy(ctx: OpContext) -> dict:
+    lay = ctx.layout
+    return {"type": ctx.runtime.config.proxy.type, "socket": str(lay.proxy_socket),
+            "target": str(lay.agent_socket), "log": str(lay.log_dir / "proxy.log")}
+
+
+def _start_proxy(ctx: OpContext, args: dict) -> dict:
+    if args["type"] == "builtin":
+        return {"type": "builtin"}
+    ident = host.spawn(host.proxy_argv(args["socket"], args["target"]), log_path=args["log"])
+    try:
+        host.wait_for_path(args["socket"], timeout=ctx.runtime.config.agent.dial_timeout,
+                           ident=ident)
+    except BaseException:
+        host.terminate(ident)
+        raise
+    return {"type": "process", "acquired": [{
+        "kind": "process", "key": "process:proxy", "role": "proxy", "pid": ident.pid,
+        "start_time": ident.start_time, "url": f"unix:{args['socket']}",
+        "socket": args["socket"]}]}
+
+
+def _stop_proxy_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    if args["type"] != "builtin":
+        _stop_process(ctx, "proxy", args, outcome)
+
+
+def _check_agent(ctx: OpContext, args: dict) -> dict:
+    agent = ctx.agent()
+    agent.wait_ready(ctx.runtime.config.agent.timeouts.check)
+    return {"version": agent.version().agent_version}
+
+
+def _plan_guest_sandbox(ctx: OpContext) -> dict:
+    cfg = ctx.state.config
+    conf = ctx.runtime.config
+    dns = list(cfg.get("dns") or ()) or dns_lines(cfg.get("oci") or {})
+    return {"hostname": (cfg.get("hostname") or ctx.sandbox_id)[:HOSTNAME_MAX], "dns": dns,
+            "kernel_modules": list(conf.agent.kernel_modules),
+            "guest_hook_path": conf.hypervisor.guest_hook_path}
+
+
+def _create_guest_sandbox(ctx: OpContext, args: dict) -> dict:
+    storages = sandbox_storages(ctx.runtime.config.hypervisor)
+    ctx.agent().create_sandbox(
+        hostname=args["hostname"], sandbox_id=ctx.sandbox_id, dns=args["dns"],
+        storages=storages, guest_hook_path=args["guest_hook_path"],
+        kernel_modules=kernel_modules(args["kernel_modules"]))
+    return {"storages": [s.driver for s in storages]}
+
+
+def _destroy_guest_sandbox(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    tolerate_gone(ctx.agent().destroy_sandbox)
+
+
+# -- stop -----------------------------------------------------------------------------
+
+def _destroy_in_guest(ctx: OpContext, args: dict) -> dict:
+    guest = ctx.state.guest
+    if guest and host.is_alive(identity(guest)):
+        tolerate_gone(ctx.agent().destroy_sandbox)
+    return {}
+
+
+def _released_process(ctx: OpContext, role: str) -> dict:
+    resource = ctx.state.ledger.get(f"process:{role}")
+    if resource is None:
+        return {"released": []}
+    host.terminate(identity(resource))
+    if role == "guest":
+        ctx.runtime.forget_agent(ctx.sandbox_id)
+    if os.path.lexists(resource["socket"]):
+        os.unlink(resource["socket"])
+    return {"released": [resource["key"]], "pid": resource["pid"]}
+
+
+def _stop_proxy(ctx: OpContext, args: dict) -> dict:
+    return _released_process(ctx, "proxy")
+
+
+def _stop_vm(ctx: OpContext, args: dict) -> dict:
+    return _released_process(ctx, "guest")
+
+
+# -- delete ---------------------------------------------------------------------------
+
+def _unmount_container_mounts(ctx: OpContext, args: dict) -> dict:
+    released = []
+    for res in ctx.mounts():
+        if res.get("role") not in ("mounts", "shared"):
+            host.unmount(res["path"])
+            released.append(res["key"])
+    return {"released": released}
+
+
+def _unmount_shared(ctx: OpContext, args: dict) -> dict:
+    lay = ctx.layout
+    host.unshare_dir(lay.mounts, lay.shared)
+    return {"released": [k for k, r in ctx.state.ledger.items()
+                         if r.get("role") in ("mounts", "shared")]}
+
+
+def _remove_sandbox_dir(ctx: OpContext, args: dict) -> dict:
+    host.remove_tree(ctx.layout.root)
+    return {"released": [k for k, r in ctx.state.ledger.items() if r["kind"] == "dir"]}
+
+
+CREATE = Operation("create_sandbox", "create", (
+    Step("create_shared_path", "SharedPathCreated", _create_shared_path,
+         _remove_shared_path, _plan_shared_path),
+    Step("mount_shared_dir", "SharedDirMounted", _mount_shared_dir,
+         _unmount_shared_dir, _plan_share),
+))
+
+START = Operation("start_sandbox", "start", (
+    Step("start_vm", "VMStarted", _start_vm, _stop_vm_undo, _plan_vm),
+    Step("start_proxy", "ProxyStarted", _start_proxy, _stop_proxy_undo, _plan_proxy),
+    Step("check_agent", "AgentChecked", _check_agent),
+    Step("create_sandbox_in_guest", "GuestSandboxCreated", _create_guest_sandbox,
+         _destroy_guest_sandbox, _plan_guest_sandbox),
+))
+
+STOP = Operation("stop_sandbox", "stop", (
+    Step("destroy_sandbox_in_guest", "GuestSandboxDestroyed", _destroy_in_guest),
+    Step("stop_proxy", "ProxyStopped", _stop_proxy),
+    Step("stop_vm", "VMStopped", _stop_vm),
+), on_crash="forward")
+
+DELETE = Operation("delete_sandbox", "delete", (
+    Step("unmount_container_mounts", "ContainerMountsUnmounted", _unmount_container_mounts),
+    Step("unmount_shared_dir", "SharedDirUnmounted", _unmount_shared),
+    Step("remove_sandbox_dir", "SandboxDirRemoved", _remove_sandbox_dir),
+), on_crash="forward")
+
+# Recovery's answer to a guest or proxy that died under a live sandbox: release what the
+# sandbox holds on the host, keeping its directory for `delete`.
+RELEASE_LOST = Operation("release_lost_sandbox", None, (
+    Step("stop_proxy", "ProxyStopped", _stop_proxy),
+    Step("stop_vm", "VMStopped", _stop_vm),
+    Step("unmount_container_mounts", "ContainerMountsUnmounted", _unmount_container_mounts),
+    Step("unmount_shared_dir", "SharedDirUnmounted", _unmount_shared),
+), on_crash="forward")
+
+__all__ = ["CREATE", "START", "STOP", "DELETE", "RELEASE_LOST"]

@@ -1,0 +1,238 @@
+"""`recover()`: finish what a dead process left half-done, then match the ledger to reality.
+
+- an open operation whose owner is dead: creating/starting ones (and every other one that
+  acquires resources) roll back; stopping/deleting ones roll forward;
+- a live sandbox whose guest or proxy is gone is lost: SandboxLost (containers exit 255),
+  then its host resources are released;
+- a mount the ledger holds but mountinfo does not show is recorded as gone; a mount under
+  the sandbox dir the ledger does not know is reported, never removed.
+
+Every action is an event, so a crash during recovery resumes where it stopped; a second
+`recover()` in a row finds nothing to do. Each sandbox gets a time limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agent_io import AgentClient, AgentError
+from eventstore import NewEvent
+
+from . import host
+from .errors import SandboxError
+from .operations import operation_for
+from .operations.context import OpContext, identity
+from .saga import Saga, StepRecord, StreamWriter
+from .state import SandboxState
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+LIVE_STATES = ("created", "running", "paused", "failed", "stopped")
+
+
+@dataclass
+class SandboxRecovery:
+    """What recovery found and did for one sandbox."""
+
+    id: str
+    found: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    state: str = ""
+    held: list[str] = field(default_factory=list)
+    error: str | None = None
+    timed_out: bool = False
+
+
+@dataclass
+class RecoveryReport:
+    dry_run: bool
+    sandboxes: list[SandboxRecovery] = field(default_factory=list)
+    scanned: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(s.error or s.timed_out for s in self.sandboxes)
+
+    def __str__(self) -> str:
+        lines = [f"recovery{' (dry run)' if self.dry_run else ''}: scanned {self.scanned} "
+                 f"sandboxes, acted on {len(self.sandboxes)}"]
+        for s in self.sandboxes:
+            lines.append(f"  {s.id}: {s.state}" + (" TIMED OUT" if s.timed_out else "")
+                         + (f" ERROR {s.error}" if s.error else ""))
+            lines += [f"    found: {f}" for f in s.found] + [f"    did: {d}" for d in s.done]
+            if s.held:
+                lines.append(f"    still held: {', '.join(s.held)}")
+        return "\n".join(lines)
+
+
+def recover(rt: Runtime, *, dry_run: bool = False, step_timeout: float = 30.0) -> RecoveryReport:
+    """Recover every sandbox of the log; see the module docstring."""
+    rt.store.reader_check()
+    report = RecoveryReport(dry_run)
+    for sandbox_id in _candidates(rt, report):
+        result = SandboxRecovery(sandbox_id)
+        worker = threading.Thread(target=_guarded, args=(rt, result, dry_run, step_timeout),
+                                  name=f"recover-{sandbox_id}", daemon=True)
+        worker.start()
+        worker.join(step_timeout * 4)
+        if worker.is_alive():
+            result.timed_out = True
+            result.error = f"recovery did not finish within {step_timeout * 4:.0f}s"
+            try:
+                result.held = rt.state(sandbox_id).held()
+            except SandboxError:
+                pass
+        if result.found or result.done or result.error:
+            report.sandboxes.append(result)
+    return report
+
+
+def _candidates(rt: Runtime, report: RecoveryReport) -> list[str]:
+    """Sandboxes that may need work: all but those whose last event is a finished delete."""
+    from .runtime import STREAM_PREFIX, stream_of
+
+    out = []
+    for stream in rt.store.streams(STREAM_PREFIX):
+        report.scanned += 1
+        sandbox_id = stream[len(STREAM_PREFIX):]
+        version = rt.store.stream_version(stream)
+        last = next(iter(rt.store.read_stream(stream_of(sandbox_id), from_version=version)))
+        if last.type == "OperationCompleted" and last.data.get("state") == "deleted":
+            continue
+        out.append(sandbox_id)
+    return out
+
+
+def _guarded(rt: Runtime, result: SandboxRecovery, dry_run: bool, step_timeout: float) -> None:
+    try:
+        with rt._lock(result.id):
+            _recover_sandbox(rt, result, dry_run, step_timeout)
+            state = rt.state(result.id)
+            result.state, result.held = state.state, state.held()
+    except Exception as exc:  # reported per sandbox; the others go on
+        result.error = f"{type(exc).__name__}: {exc}"
+
+
+def _recover_sandbox(rt: Runtime, result: SandboxRecovery, dry_run: bool,
+                     step_timeout: float) -> None:
+    state = rt.state(result.id)
+    if state.operation is not None:
+        if not _finish_operation(rt, state, result, dry_run):
+            return
+        state = rt.state(result.id)
+    if state.state in LIVE_STATES:
+        _reconcile(rt, state, result, dry_run, step_timeout)
+
+
+def _finish_operation(rt: Runtime, state: SandboxState, result: SandboxRecovery,
+                      dry_run: bool) -> bool:
+    op = state.operation
+    assert op is not None
+    owner = op.get("owner") or {}
+    me = rt.owner
+    if owner and (owner["pid"], owner["start_time"]) != (me.pid, me.start_time) and \
+            host.is_alive(host.ProcessIdentity(owner["pid"], owner["start_time"])):
+        result.found.append(f"{op['operation']} in progress in live pid {owner['pid']}: left alone")
+        return False
+    operation = operation_for(op["operation"], op.get("params") or {})
+    records = [StepRecord(r["index"], r["step"], r["args"], _outcome(r["outcome"]),
+                          r["failed"], r["compensated"])
+               for r in sorted(op["records"].values(), key=lambda r: r["index"])]
+    forward = operation.on_crash == "forward"
+    result.found.append(f"interrupted {op['operation']} (op {op['op']}) after "
+                        f"{sum(r.outcome is not None for r in records)}/{len(operation.steps)} "
+                        f"steps{' during its compensation' if op['compensating'] else ''}")
+    if dry_run:
+        result.done.append("would roll " + ("forward" if forward else "back"))
+        return True
+    ctx = OpContext(rt, state.id, rt.layout(state.id), op.get("container"), op.get("params") or {},
+                    records)
+    from .runtime import stream_of
+
+    saga = Saga(StreamWriter(rt.store, stream_of(state.id), state.version), rt.knob)
+    if forward:
+        doubt = next((r for r in records if r.outcome is None), None)
+        index = doubt.index if doubt else len(records)
+        if doubt:
+            records.remove(doubt)
+        out = saga.run_from(operation, ctx, op=op["op"], index=index, records=records,
+                            pending=[], from_state=op["from"], to_state=op["to"],
+                            redo_args=doubt.args if doubt else None)
+        result.done.append(f"rolled {op['operation']} forward: "
+                           + ("completed" if out.completed else f"failed at {out.failed_step}"))
+    else:
+        if not op["compensating"]:
+            saga.writer.append([NewEvent("CompensationStarted", {"op": op["op"]})])
+        errors = saga.compensate(operation, ctx, op=op["op"], records=records,
+                                 from_state=op["from"])
+        result.done.append(f"rolled {op['operation']} back"
+                           + (f" with errors: {errors}" if errors else ""))
+    return True
+
+
+def _outcome(data: dict | None) -> dict | None:
+    if data is None:
+        return None
+    return {k: v for k, v in data.items() if k not in ("op", "step", "index")}
+
+
+def _reconcile(rt: Runtime, state: SandboxState, result: SandboxRecovery, dry_run: bool,
+               step_timeout: float) -> None:
+    from .runtime import stream_of
+
+    dead = [r["role"] for r in (state.guest, state.proxy)
+            if r is not None and not host.is_alive(identity(r))]
+    gone = [r["key"] for r in state.ledger.values()
+            if r["kind"] == "mount" and not host.is_mounted(r["path"])]
+    known = {r["path"] for r in state.ledger.values() if r["kind"] == "mount"}
+    layout = rt.layout(state.id)
+    for m in host.mounts_under(layout.root):
+        if m.mount_point not in known:
+            result.found.append(f"unknown mount {m.mount_point} (not in the ledger; left alone)")
+    if dead:
+        result.found.append(f"{' and '.join(dead)} process gone: sandbox lost")
+    if gone:
+        result.found.append(f"mounts no longer in place: {', '.join(gone)}")
+    exits = [] if dead or state.guest is None else _container_exits(rt, state, step_timeout)
+    for cid, status in exits:
+        result.found.append(f"container {cid} exited with status {status}")
+    if dry_run:
+        return
+    writer = StreamWriter(rt.store, stream_of(state.id), state.version)
+    facts = []
+    if gone:
+        facts.append(NewEvent("ResourcesReleased", {"released": gone, "reason": "not mounted"}))
+    facts += [NewEvent("ProcessExited", {"container": cid, "exec_id": "", "status": status})
+              for cid, status in exits]
+    if dead:
+        facts.append(NewEvent("SandboxLost", {"dead": dead, "exit_status": 255,
+                                              "state": "stopped"}))
+    if facts:
+        writer.append(facts)
+        result.done.append(f"recorded {', '.join(e.type for e in facts)}")
+    if dead:
+        rt.forget_agent(state.id)
+        lost = rt.state(state.id)
+        rt._run(lost, operation_for("release_lost_sandbox", {}), container_id=None,
+                from_state=lost.state, to_state=lost.state)
+        result.done.append("released the lost sandbox's host resources")
+
+
+def _container_exits(rt: Runtime, state: SandboxState, timeout: float) -> list[tuple[str, int]]:
+    """Containers whose init process has exited, asked with a short WaitProcess."""
+    running = [c.id for c in state.containers.values()
+               if c.state in ("running", "paused") and c.exit_status is None]
+    if not running or not state.agent_url:
+        return []
+    exits = []
+    with AgentClient(state.agent_url, keep_connection=True, sandbox_id=state.id,
+                     timeouts={"WaitProcess": min(0.5, timeout), "default": timeout}) as client:
+        for cid in running:
+            try:
+                exits.append((cid, client.wait_process(cid, cid)))
+            except AgentError:
+                continue
+    return exits
