@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import grpc  # noqa: E402
 
-from agent_io import AgentClient  # noqa: E402
+from agent_io import AgentClient, AgentError  # noqa: E402
 from agent_io import messages as m  # noqa: E402
 from protos import health_pb2_grpc  # noqa: E402
 
@@ -49,11 +49,7 @@ def guest_agent(root: str) -> Iterator[tuple[str, str]]:
             stdout=subprocess.DEVNULL, stderr=log,
         )
     try:
-        try:
-            AgentClient(url).wait_ready(15)
-            started = None
-        except Exception as exc:  # any start failure means: use the fallback
-            started = exc
+        started = wait_started(url, proc)
         if started is None:
             yield url, f"reference guest agent (pid {proc.pid})"
             return
@@ -67,6 +63,22 @@ def guest_agent(root: str) -> Iterator[tuple[str, str]]:
           file=sys.stderr)
     with health_server(f"unix:{root}/health.sock") as fallback:
         yield fallback, "in-bench grpc.Health servicer"
+
+
+def wait_started(url: str, proc: subprocess.Popen, limit: float = 15.0) -> Exception | None:
+    """None once the agent answers Check; the reason if it exits or stays silent."""
+    client, deadline = AgentClient(url), time.monotonic() + limit
+    while True:
+        try:
+            client.wait_ready(0.5)
+            return None
+        except AgentError as exc:
+            if proc.poll() is not None:
+                return RuntimeError(f"agent exited with status {proc.returncode}")
+            if time.monotonic() > deadline:
+                return exc
+        finally:
+            client.close()
 
 
 class _Health(health_pb2_grpc.HealthServicer):
