@@ -146,3 +146,37 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
 @pytest.fixture
 def agent(start_agent: Callable[..., Agent]) -> Agent:
     return start_agent()
+
+
+def oci_spec(args: list[str], *, terminal: bool = False, root: str = "", cwd: str = "/",
+             env: tuple[str, ...] = ("PATH=/usr/bin:/bin",)):
+    """A minimal OCI spec as the runtime sends it."""
+    from agent_io import messages as m
+
+    return m.oci.Spec(
+        Process=m.oci.Process(Args=args, Env=list(env), Cwd=cwd, Terminal=terminal),
+        Root=m.oci.Root(Path=root),
+    )
+
+
+def read_all(client: AgentClient, cid: str, eid: str, stream: str = "stdout") -> bytes:
+    """Read a stream to EOF."""
+    read = client.read_stdout if stream == "stdout" else client.read_stderr
+    out = b""
+    while chunk := read(cid, eid):
+        out += chunk
+    return out
+
+
+def proc_state(pid: int) -> str:
+    f = _stat_fields(pid)
+    return f[0] if f else "gone"
+
+
+def wait_until(cond: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Poll a condition (never asserts a duration; the limit only bounds a hang)."""
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.02)
