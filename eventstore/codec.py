@@ -1,0 +1,195 @@
+"""Record layout: validation, encoding and lazy decoding of stored event values.
+
+A stored value is::
+
+    hash[32] | u16 len | type | u16 len | stream | msgpack [version, event_id,
+                                                          recorded_at, schema, data, metadata]
+
+Type and stream are plain bytes at known offsets, so filters compare bytes and never
+unpack the payload; the msgpack array puts the small header fields first, so a streaming
+Unpacker reads them without touching data (`header_of`), while a full read costs a
+single `unpackb`. The hash covers ``prev_hash | position | value[32:]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import struct
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgpack
+
+from .errors import StoreCorrupted
+from .model import NewEvent, RecordedEvent
+
+POS = struct.Struct(">Q")
+U16 = struct.Struct(">H")
+HASH_LEN = 32
+GENESIS = bytes(HASH_LEN)
+MAX_NAME_BYTES = 200
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+Upcasters = Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]
+
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+_sha256 = hashlib.sha256
+_getrandbits = random.getrandbits  # seeded from os.urandom per process
+_LOW62 = (1 << 62) - 1
+_ARRAY6 = b"\x96"  # msgpack fixarray header, 6 elements
+
+
+class Encoded:
+    """An event validated and packed outside the write lock; version comes later."""
+
+    __slots__ = ("id_bytes", "event_id", "type_part", "tail")
+
+    def __init__(self, id_bytes: bytes, event_id: str, type_part: bytes, tail: bytes) -> None:
+        self.id_bytes = id_bytes
+        self.event_id = event_id
+        self.type_part = type_part
+        self.tail = tail  # packed event_id, recorded_at, schema, data, metadata
+
+
+def name_part(name: object, what: str) -> bytes:
+    """Length-prefixed UTF-8 of a stream name or event type, after checking it."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, got {type(name).__name__}")
+    if not name:
+        raise ValueError(f"{what} must not be empty")
+    raw = name.encode("utf-8")
+    if len(raw) > MAX_NAME_BYTES:
+        raise ValueError(f"{what} {name[:40]!r}... is {len(raw)} bytes UTF-8, limit {MAX_NAME_BYTES}")
+    if b"\x00" in raw:
+        raise ValueError(f"{what} {name!r} contains NUL")
+    return U16.pack(len(raw)) + raw
+
+
+def stream_key(stream: object) -> bytes:
+    """The stream name as index-key bytes (validated)."""
+    return name_part(stream, "stream name")[2:]
+
+
+def new_event_id() -> tuple[bytes, str]:
+    """A time-ordered UUIDv7, so the id index grows at its end like the log."""
+    rand = _getrandbits(74)
+    value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 62) << 64
+             | 0b10 << 62 | (rand & _LOW62))
+    h = f"{value:032x}"
+    return value.to_bytes(16, "big"), f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def check_dict(value: object, what: str) -> dict[str, Any]:
+    """A dict with str keys, or a TypeError that says which part is wrong."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} must be a dict, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{what} has a non-str key {key!r}")
+    return value
+
+
+def pack_value(value: object, what: str) -> bytes:
+    """msgpack bytes that are known to unpack again (nested keys, types checked)."""
+    try:
+        packed = _packb(value)
+        _unpackb(packed)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{what} is not msgpack-encodable: {exc}") from None
+    return packed
+
+
+def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
+    """Validate one NewEvent and pack everything that does not depend on the store."""
+    where = f"event {index} for stream {stream!r}"
+    if not isinstance(event, NewEvent):
+        raise TypeError(f"{where} must be a NewEvent, got {type(event).__name__}")
+    type_part = name_part(event.type, f"type of {where}")
+    data = check_dict(event.data, f"data of {where}")
+    meta = {} if event.metadata is None else check_dict(event.metadata, f"metadata of {where}")
+    if not isinstance(event.schema, int) or not 0 < event.schema < 2**32:
+        raise ValueError(f"schema of {where} must be an int in 1..2**32-1, got {event.schema!r}")
+    if event.event_id is None:
+        id_bytes, event_id = new_event_id()
+    else:
+        try:
+            parsed = uuid.UUID(event.event_id)
+        except (ValueError, TypeError, AttributeError):
+            raise ValueError(f"event_id of {where} is not a uuid: {event.event_id!r}") from None
+        id_bytes, event_id = parsed.bytes, str(parsed)
+    payload = pack_value(data, f"data of {where}") + pack_value(meta, f"metadata of {where}")
+    if len(payload) + len(type_part) + 512 > MAX_RECORD_BYTES:
+        raise ValueError(f"{where} is {len(payload)} bytes packed, limit {MAX_RECORD_BYTES}")
+    tail = _packb(event_id) + _packb(time.time_ns()) + _packb(event.schema) + payload
+    return Encoded(id_bytes, event_id, type_part, tail)
+
+
+def record_body(enc: Encoded, stream_part: bytes, version: int) -> bytes:
+    """The stored value without its hash: the canonical bytes the chain covers."""
+    return b"".join((enc.type_part, stream_part, _ARRAY6, _packb(version), enc.tail))
+
+
+def chain_hash(prev: bytes, position: int, body: bytes | memoryview) -> bytes:
+    """Hash of one record: previous hash, its position, its canonical bytes."""
+    h = _sha256(prev)
+    h.update(POS.pack(position))
+    h.update(body)
+    return h.digest()
+
+
+def type_prefixes(types: object) -> tuple[bytes, ...]:
+    """Byte prefixes (at offset 32) of records whose type is one of `types`."""
+    if isinstance(types, str):
+        types = [types]
+    return tuple(name_part(t, "type filter") for t in types)  # type: ignore[union-attr]
+
+
+def stream_startswith(value: bytes, prefix: bytes) -> bool:
+    """True when the record's stream name starts with `prefix` (UTF-8 bytes)."""
+    off = 34 + (value[32] << 8 | value[33])
+    return (value[off] << 8 | value[off + 1]) >= len(prefix) and value.startswith(prefix, off + 2)
+
+
+_new_recorded = tuple.__new__
+
+
+def decode(position: int, value: bytes, upcasters: Upcasters) -> RecordedEvent:
+    """Full decode of a stored value; any damage becomes StoreCorrupted(position)."""
+    try:
+        a = 34 + (value[32] << 8 | value[33])
+        b = a + 2 + (value[a] << 8 | value[a + 1])
+        version, event_id, recorded_at, schema, data, meta = _unpackb(value[b:])
+        etype = value[34:a].decode()
+        stream = value[a + 2 : b].decode()
+        if data.__class__ is not dict or meta.__class__ is not dict:
+            raise ValueError("data or metadata is not a map")
+    except Exception as exc:  # noqa: BLE001 - any decode failure means a damaged record
+        raise StoreCorrupted(
+            f"record at position {position} cannot be decoded: {exc!r}", position) from None
+    if upcasters:
+        fn = upcasters.get((etype, schema))
+        while fn is not None:
+            data = fn(data)
+            schema += 1
+            fn = upcasters.get((etype, schema))
+    return _new_recorded(RecordedEvent, (position, stream, version, etype, data, meta, event_id,
+                                         recorded_at, schema, value[:32].hex()))
+
+
+def header_of(position: int, value: bytes) -> tuple[str, int]:
+    """(stream, version) of a stored value, without unpacking data or metadata."""
+    try:
+        a = 34 + U16.unpack_from(value, 32)[0]
+        b = a + 2 + U16.unpack_from(value, a)[0]
+        unpacker = msgpack.Unpacker()
+        unpacker.feed(value[b:])
+        if unpacker.read_array_header() != 6:
+            raise ValueError("record is not a 6-element array")
+        return value[a + 2 : b].decode("utf-8"), unpacker.unpack()
+    except Exception as exc:  # noqa: BLE001 - any decode failure means a damaged record
+        raise StoreCorrupted(
+            f"record at position {position} has a damaged header: {exc!r}", position) from None
