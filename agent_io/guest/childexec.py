@@ -17,6 +17,23 @@ PR_SET_PDEATHSIG = 1
 SIGKILL = 9
 
 
+def execvpe(args: list, env: dict) -> None:
+    """execvpe without os.execvpe, which imports modules that a chroot may not have."""
+    if "/" in args[0]:
+        os.execve(args[0], args, env)
+    first_error = None
+    for directory in env.get("PATH", "").split(":"):
+        try:
+            os.execve(os.path.join(directory or ".", args[0]), args, env)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            first_error = first_error or exc
+        except PermissionError as exc:
+            first_error = exc
+    if isinstance(first_error, PermissionError):
+        raise first_error
+    raise FileNotFoundError(f"{args[0]!r} not found on PATH {env.get('PATH')!r}") from first_error
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     status_fd = int(sys.argv[2])
@@ -36,7 +53,7 @@ def main() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
         if os.getppid() != spec["parent"]:
             raise RuntimeError("the agent exited before the death signal was armed")
-        os.execvpe(spec["args"][0], spec["args"], spec["env"])
+        execvpe(spec["args"], spec["env"])
     except BaseException as exc:
         os.write(status_fd, f"{type(exc).__name__}: {exc}".encode())
         os._exit(127)
