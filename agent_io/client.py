@@ -64,6 +64,7 @@ _AGENT_RPCS = frozenset(
     x.name for x in m.agent.DESCRIPTOR.services_by_name["AgentService"].methods
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FROM_TABLE = object()  # "use this rpc's deadline from the timeouts table"
 
 
 def _merge_timeouts(overrides: Mapping[str, float | None] | None) -> dict[str, float | None]:
@@ -171,11 +172,11 @@ class AgentClient:
         request: Any,
         container_id: str | None = None,
         *,
-        timeout: float | None | str = "table",
+        timeout: float | None | object = _FROM_TABLE,
         wait_for_ready: bool | None = None,
     ) -> Any:
         self._refuse_if_dead(rpc, container_id)
-        deadline = self.timeout_for(rpc) if timeout == "table" else timeout
+        deadline = self.timeout_for(rpc) if timeout is _FROM_TABLE else timeout
         if self.keep_connection:
             stubs = self._stubs
             if stubs is None:
