@@ -39,7 +39,8 @@ def descendants(root: int) -> set[tuple[int, str]]:
     while frontier:
         found |= frontier
         frontier = {pid for pid, f in table.items() if int(f[1]) in frontier} - found
-    sessions = {int(table[p][3]) for p in found if p in table and p != root}
+    # Sessions the agent's processes lead (setsid): their members may have been re-parented.
+    sessions = {p for p in found if p in table and int(table[p][3]) == p and p != root}
     found |= {pid for pid, f in table.items() if int(f[3]) in sessions}
     return {(pid, table[pid][19]) for pid in found if pid in table and pid != root}
 
@@ -96,7 +97,7 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
         run = base / "run"
         guest, shared = base / "guest", base / "shared"
         for d in (run, guest, shared):
-            d.mkdir(parents=True, mode=0o700)
+            d.mkdir(parents=True, mode=0o700, exist_ok=True)
         sock, log = run / "agent.sock", base / "agent.log"
         cmd = [sys.executable, "-m", "agent_io.guest", "--listen", f"unix:{sock}",
                "--guest-dir", str(guest), "--shared-dir", str(shared)]

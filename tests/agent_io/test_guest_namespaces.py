@@ -1,0 +1,77 @@
+"""--namespaces (root): the agent and its processes live in their own mount/PID/UTS/IPC
+namespaces; the outer pid is the handle for SIGTERM and SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import alive, descendants, mounts_under, oci_spec, read_all, wait_until
+from test_guest_files import SHARED, make_rootfs, run_in_rootfs, unmount
+
+from agent_io import messages as m
+
+pytestmark = pytest.mark.root
+
+
+def _run(agent, cid: str, args: list[str]) -> bytes:
+    agent.client.create_container(cid, oci_spec(args))
+    agent.client.start_container(cid)
+    out = read_all(agent.client, cid, cid)
+    assert agent.client.wait_process(cid, cid) == 0
+    return out
+
+
+def test_processes_see_only_the_namespace(start_agent):
+    agent = start_agent(namespaces=True)
+    agent.client.create_sandbox(hostname="ns-box", storages=[m.agent.Storage(
+        driver="ephemeral", fstype="tmpfs", source="shm", options=["size=1m"],
+        mount_point="/run/kata-containers/sandbox/shm")])
+    assert _run(agent, "h", ["hostname"]) == b"ns-box\n"
+    assert socket.gethostname() != "ns-box"
+    pids = sorted(int(p) for p in _run(agent, "ls", ["ls", "/proc"]).split() if p.isdigit())
+    assert pids[0] == 1 and len(pids) < 10  # the agent (pid 1), its helpers and this ls
+    ps = _run(agent, "ps", ["ps", "-e", "-o", "pid="]).split()
+    assert b"1" in ps and len(ps) < 10
+    # The tmpfs is mounted inside the namespace only: the host sees a plain directory.
+    assert mounts_under(agent.guest_dir) == []
+    inside = _run(agent, "mnt", ["grep", "-c", "sandbox/shm", "/proc/self/mountinfo"])
+    assert inside == b"1\n"
+    agent.client.destroy_sandbox()
+
+
+def test_rootfs_mounted_before_start_is_visible(start_agent, tmp_path: Path):
+    if not Path("/bin").is_symlink():
+        pytest.skip("needs a merged-/usr host to assemble a rootfs from /usr")
+    rootfs = tmp_path / "a" / "shared" / "c1" / "rootfs"
+    make_rootfs(rootfs)
+    try:
+        run_in_rootfs(start_agent(namespaces=True).client)
+    finally:
+        unmount(rootfs / "usr")
+    assert SHARED.endswith("containers")
+
+
+def test_sigterm_of_outer_pid_is_forwarded(start_agent):
+    agent = start_agent(namespaces=True)
+    agent.client.create_container("s", oci_spec(["sleep", "600"]))
+    agent.client.start_container("s")
+    left = descendants(agent.proc.pid)
+    assert json.loads(agent.client.list_processes("s", "json")) != []
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.proc.wait(30) == 0
+    wait_until(lambda: not any(alive(*p) for p in left), "namespace processes gone")
+
+
+def test_sigkill_of_outer_pid_takes_down_the_namespace(start_agent):
+    agent = start_agent(namespaces=True)
+    agent.client.create_container("s", oci_spec(["sh", "-c", "sleep 600 & sleep 600"]))
+    agent.client.start_container("s")
+    wait_until(lambda: len(descendants(agent.proc.pid)) >= 4, "inner agent, sh and two sleeps")
+    left = descendants(agent.proc.pid)
+    agent.proc.send_signal(signal.SIGKILL)
+    agent.proc.wait()
+    wait_until(lambda: not any(alive(*p) for p in left), "every namespace process gone")
