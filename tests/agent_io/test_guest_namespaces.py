@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import alive, descendants, mounts_under, oci_spec, read_all, wait_until
-from test_guest_files import SHARED, make_rootfs, run_in_rootfs, unmount
+from test_guest_files import make_rootfs, run_in_rootfs, unmount
 
 from agent_io import messages as m
 
@@ -43,16 +44,25 @@ def test_processes_see_only_the_namespace(start_agent):
     agent.client.destroy_sandbox()
 
 
-def test_rootfs_mounted_before_start_is_visible(start_agent, tmp_path: Path):
+def test_rootfs_mounted_after_start_propagates_in(start_agent, tmp_path: Path):
+    """The runtime's path: the shared dir is a shared mount; the container rootfs is bound
+    under it after the agent started, and must appear inside the agent's mount namespace."""
     if not Path("/bin").is_symlink():
         pytest.skip("needs a merged-/usr host to assemble a rootfs from /usr")
-    rootfs = tmp_path / "a" / "shared" / "c1" / "rootfs"
-    make_rootfs(rootfs)
+    shared = tmp_path / "a" / "shared"
+    shared.mkdir(parents=True, mode=0o700)
+    subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
     try:
-        run_in_rootfs(start_agent(namespaces=True).client)
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        agent = start_agent(namespaces=True)
+        rootfs = shared / "c1" / "rootfs"
+        make_rootfs(rootfs)
+        try:
+            run_in_rootfs(agent.client)
+        finally:
+            unmount(rootfs / "usr")
     finally:
-        unmount(rootfs / "usr")
-    assert SHARED.endswith("containers")
+        unmount(shared)
 
 
 def test_sigterm_of_outer_pid_is_forwarded(start_agent):
