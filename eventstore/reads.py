@@ -25,7 +25,8 @@ def read_chunk(env: Env, start: int, limit: int) -> list[bytes]:
             return []
         first = POS.unpack(cur.key())[0]
         values = list(islice(cur.iternext(keys=False, values=True), limit))
-        if first != start or POS.unpack(cur.key())[0] - first + 1 != len(values):
+        last = cur.key() or (cur.last() and cur.key())  # iterator ran off the end
+        if first != start or POS.unpack(last)[0] - first + 1 != len(values):
             raise StoreCorrupted(f"positions are not gapless after {start}: "
                                  f"{_first_gap(txn, env, start)} is missing",
                                  _first_gap(txn, env, start))
