@@ -24,6 +24,7 @@ class Stdio:
         self._locks = {"stdout": threading.Lock(), "stderr": threading.Lock()}
         self._stdin_lock = threading.Lock()
         self._eof: set[str] = set()
+        self._closed = False
         if terminal:
             master, slave = os.openpty()
             self._fds: dict[str, int | None] = {"stdin": master, "stdout": master, "stderr": None}
@@ -48,7 +49,7 @@ class Stdio:
         if fd is None or stream in self._eof:
             return b""
         with self._locks[stream]:
-            while is_active():
+            while is_active() and not self._closed:
                 fd = self._fds[stream]
                 if fd is None:
                     return b""
@@ -102,7 +103,16 @@ class Stdio:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def close(self) -> None:
-        """Release every parent end (after the process is gone and forgotten)."""
+        """Release every parent end (after the process is gone and forgotten).
+
+        Readers notice `_closed` within one poll interval; the fds are closed only once
+        they have let go of their stream, so no reader ever selects on a closed fd.
+        """
+        self._closed = True
+        with self._locks["stdout"], self._locks["stderr"], self._stdin_lock:
+            self._close_fds()
+
+    def _close_fds(self) -> None:
         for fd in {fd for fd in self._fds.values() if fd is not None}:
             try:
                 os.close(fd)

@@ -102,9 +102,12 @@ def test_stats_and_ps_table(agent):
     agent.client.update_container("st", m.oci.LinuxResources(Pids=m.oci.LinuxPids(Limit=50)))
     stats = agent.client.stats_container("st").cgroup_stats
     assert stats.pids_stats.current >= 1 and stats.pids_stats.limit == 50
-    assert stats.memory_stats.usage.usage > 0
-    wait_until(lambda: agent.client.stats_container("st").cgroup_stats.cpu_stats.cpu_usage
-               .total_usage > 0, "cpu time accounted")
+
+    def figures():
+        return agent.client.stats_container("st").cgroup_stats
+
+    wait_until(lambda: figures().memory_stats.usage.usage > 0, "resident memory accounted")
+    wait_until(lambda: figures().cpu_stats.cpu_usage.total_usage > 0, "cpu time accounted")
     table = agent.client.list_processes("st", "table", ["-o", "pid,stat,args"]).decode()
     lines = table.splitlines()
     assert lines[0].split()[0] == "PID"
