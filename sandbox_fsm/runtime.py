@@ -66,6 +66,7 @@ class Runtime:
         host.ensure_private_dir(state_dir)
         host.ensure_private_dir(runtime_dir)
         store = EventStore.open(os.path.join(state_dir, "events"), durable=durable)
+        store.reader_check()  # free reader slots a killed predecessor left pinned
         rt = cls(store, runtime_dir, config, snapshot_every=snapshot_every)
         if recover:
             rt.recover()
