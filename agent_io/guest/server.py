@@ -54,6 +54,9 @@ def socket_path(listen: str) -> Path:
 def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
           namespaced: bool) -> int:
     """Run until SIGTERM/SIGINT; then end every container process, unmount, remove the socket."""
+    stop = threading.Event()  # armed first: a SIGTERM during start-up is still clean
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     path = socket_path(listen)
     for what, d in (("--guest-dir", guest_dir), ("--shared-dir", shared_dir)):
         if not d.is_dir():
@@ -75,9 +78,6 @@ def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     log.info("guest agent serving on %s (namespaced=%s)", path, namespaced)
     while not stop.wait(1.0):
         pass
