@@ -41,6 +41,8 @@ _sha256 = hashlib.sha256
 _getrandbits = random.getrandbits  # seeded from os.urandom per process
 _LOW62 = (1 << 62) - 1
 _ARRAY6 = b"\x96"  # msgpack fixarray header, 6 elements
+_NAMES_CACHED = 4096
+_names: dict[str, bytes] = {}  # validated names -> length-prefixed bytes (GIL-atomic ops)
 
 
 class Encoded:
@@ -57,6 +59,9 @@ class Encoded:
 
 def name_part(name: object, what: str) -> bytes:
     """Length-prefixed UTF-8 of a stream name or event type, after checking it."""
+    cached = _names.get(name) if name.__class__ is str else None
+    if cached is not None:
+        return cached
     if not isinstance(name, str):
         raise TypeError(f"{what} must be a str, got {type(name).__name__}")
     if not name:
@@ -66,7 +71,10 @@ def name_part(name: object, what: str) -> bytes:
         raise ValueError(f"{what} {name[:40]!r}... is {len(raw)} bytes UTF-8, limit {MAX_NAME_BYTES}")
     if b"\x00" in raw:
         raise ValueError(f"{what} {name!r} contains NUL")
-    return U16.pack(len(raw)) + raw
+    if len(_names) >= _NAMES_CACHED:
+        _names.clear()
+    part = _names[name] = U16.pack(len(raw)) + raw
+    return part
 
 
 def stream_key(stream: object) -> bytes:
@@ -124,7 +132,7 @@ def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
     payload = pack_value(data, f"data of {where}") + pack_value(meta, f"metadata of {where}")
     if len(payload) + len(type_part) + 512 > MAX_RECORD_BYTES:
         raise ValueError(f"{where} is {len(payload)} bytes packed, limit {MAX_RECORD_BYTES}")
-    tail = _packb(event_id) + _packb(time.time_ns()) + _packb(event.schema) + payload
+    tail = _packb((event_id, time.time_ns(), event.schema))[1:] + payload  # drop array header
     return Encoded(id_bytes, event_id, type_part, tail)
 
 

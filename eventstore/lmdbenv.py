@@ -13,7 +13,10 @@ import lmdb
 from .errors import EventStoreError
 
 DEFAULT_MAP_SIZE = 16 * 1024**3
-DB_NAMES = (b"events", b"streams", b"ids", b"snapshots")
+DB_NAMES = (b"events", b"index", b"snapshots")
+"""events: position -> record. index: stream NUL version -> position, and NUL event id ->
+position (one B-tree for both, so an append dirties one fewer tree). snapshots: stream ->
+snapshot."""
 T = TypeVar("T")
 
 
@@ -41,7 +44,7 @@ class Env:
         except lmdb.Error as exc:
             self.env.close()
             raise EventStoreError(f"{self.path!r} is not an event store: {exc}") from exc
-        self.events, self.streams, self.ids, self.snapshots = dbs
+        self.events, self.index, self.snapshots = dbs
 
     @contextmanager
     def reading(self) -> Iterator[lmdb.Transaction]:

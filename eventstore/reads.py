@@ -97,7 +97,7 @@ def read_stream(env: Env, upcasters: Upcasters, stream: str, from_version: int,
     version = max(from_version, 0)
     while to_version is None or version <= to_version:
         with env.reading() as txn:
-            cur = txn.cursor(db=env.streams)
+            cur = txn.cursor(db=env.index)
             if not cur.set_range(skey + b"\x00" + POS.pack(version)):
                 return
             batch = []
@@ -131,8 +131,8 @@ def stream_names(env: Env, prefix: str) -> list[str]:
     raw = prefix.encode("utf-8")
     names = []
     with env.reading() as txn:
-        cur = txn.cursor(db=env.streams)
-        found = cur.set_range(raw)
+        cur = txn.cursor(db=env.index)
+        found = cur.set_range(raw or b"\x01")  # keys from NUL on are event ids
         while found:
             key = cur.key()
             if not key.startswith(raw):

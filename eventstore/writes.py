@@ -32,7 +32,7 @@ class Tx:
 
 def stream_version(txn: lmdb.Transaction, env: Env, skey: bytes) -> int:
     """Version of the stream's last event, -1 when it has none."""
-    cur = txn.cursor(db=env.streams)
+    cur = txn.cursor(db=env.index)
     found = cur.prev() if cur.set_range(skey + b"\x01") else cur.last()
     if not found:
         return -1
@@ -45,7 +45,7 @@ def stream_version(txn: lmdb.Transaction, env: Env, skey: bytes) -> int:
 def _idempotent(tx: Tx, stream: str, events: Sequence[Encoded]) -> AppendResult | None:
     """The original result when these exact events were stored before, else None."""
     txn, env = tx.txn, tx.env
-    found = [txn.get(e.id_bytes, db=env.ids) for e in events]
+    found = [txn.get(b"\x00" + e.id_bytes, db=env.index) for e in events]
     if all(f is None for f in found):
         return None
     ids = [e.event_id for e in events]
@@ -101,8 +101,8 @@ def _append_entry(tx: Tx, entry: Entry) -> AppendResult:
         prev = chain_hash(prev, pos, body)
         pkey = POS.pack(pos)
         txn.put(pkey, prev + body, db=env.events, append=True)
-        txn.put(skey + b"\x00" + POS.pack(version), pkey, db=env.streams, append=False)
-        txn.put(enc.id_bytes, pkey, db=env.ids)
+        txn.put(skey + b"\x00" + POS.pack(version), pkey, db=env.index, append=False)
+        txn.put(b"\x00" + enc.id_bytes, pkey, db=env.index)
     tx.last_pos, tx.last_hash = pos, prev
     return AppendResult(first, pos, version)
 
@@ -133,7 +133,7 @@ def save_snapshot(tx: Tx, stream: str, skey: bytes, version: int, state: dict) -
     if not 0 <= version <= current:
         raise ValueError(
             f"snapshot of stream {stream!r} at version {version}: stream is at version {current}")
-    pkey = txn.get(skey + b"\x00" + POS.pack(version), db=env.streams)
+    pkey = txn.get(skey + b"\x00" + POS.pack(version), db=env.index)
     value = txn.get(pkey, db=env.events) if pkey is not None else None
     if value is None:
         raise StoreCorrupted(f"stream {stream!r} version {version} has no stored record")
