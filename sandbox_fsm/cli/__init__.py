@@ -1,0 +1,92 @@
+"""`sbx`: a thin command line over the sandbox_fsm Python API (see docs/cli.md).
+
+Exit codes: 0 ok, 1 operation failed (rolled back), 2 usage or bad input, 3 conflict,
+4 not found; `sbx run` and `sbx exec` exit with the command's own status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ..config import ConfigError
+from ..errors import OperationFailed, SandboxError
+from ..host import MountError
+from . import context, history, oci, run
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    state_dir, runtime_dir = context.default_dirs()
+    # Global options are accepted before and after the command; the subcommands' copies
+    # default to SUPPRESS so they do not overwrite what was given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    top = argparse.ArgumentParser(
+        prog="sbx", description="Crash-safe lifecycle of VM-style sandboxes, with an audit "
+        "log. Exit codes: 0 ok, 1 failed (rolled back), 2 bad input, 3 conflict, "
+        "4 not found.")
+    for parser, suppress in ((top, False), (common, True)):
+        def default(value: object, suppress: bool = suppress) -> object:
+            return argparse.SUPPRESS if suppress else value
+        parser.add_argument("--state-dir", default=default(state_dir),
+                            help=f"where the event log lives (default {state_dir})")
+        parser.add_argument("--runtime-dir", default=default(runtime_dir),
+                            help=f"sockets, mounts and sandbox dirs (default {runtime_dir})")
+        parser.add_argument("--config", default=default(None), metavar="TOML",
+                            help="runtime configuration file")
+        parser.add_argument("--json", action="store_true", default=default(False),
+                            help="machine-readable output")
+        parser.add_argument("--debug", action="store_true", default=default(False),
+                            help="log to stderr; tracebacks for unexpected errors")
+    sub = top.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    run.register(sub, common)
+    oci.register(sub, common)
+    history.register(sub, common)
+    agent = sub.add_parser("agent", help="the reference guest agent")
+    agent_sub = agent.add_subparsers(dest="agent_cmd", metavar="serve", required=True)
+    serve = agent_sub.add_parser("serve", help="run the guest agent (args: see --help)",
+                                 add_help=False)
+    serve.add_argument("agent_args", nargs=argparse.REMAINDER)
+    serve.set_defaults(func=cmd_agent_serve)
+    return top
+
+
+def cmd_agent_serve(args: argparse.Namespace) -> int:
+    from agent_io.guest.__main__ import main as agent_main
+    return agent_main(args.agent_args)
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line for stderr) for an error that reached the top."""
+    if isinstance(exc, OperationFailed) and isinstance(exc.cause, MountError) \
+            and exc.cause.errno in (errno.EPERM, errno.EACCES):
+        return exc.exit_code, f"mounting needs root (CAP_SYS_ADMIN); run as root ({exc})"
+    if isinstance(exc, SandboxError):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, ConfigError):
+        return USAGE, str(exc)
+    return FAILED, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="sbx: %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()       # the reader went away (`sbx log | head`): not an error
+        return OK
+    except Exception as exc:  # noqa: BLE001 - the top: one line, never a traceback
+        code, line = explain(exc)
+        if args.debug:
+            traceback.print_exc()
+        print(f"sbx: error: {line}", file=sys.stderr)
+        return code

@@ -1,0 +1,108 @@
+"""Where the CLI keeps its state, how it opens the log, and how it prints results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from eventstore import EventStore
+
+from ..config import RuntimeConfig, load_config
+from ..errors import NotFound
+from ..host import InvalidId, validate_id
+from ..runtime import Runtime
+
+
+def default_dirs(env: dict[str, str] | None = None, euid: int | None = None
+                 ) -> tuple[str, str]:
+    """(state dir, runtime dir): SBX_* variables, else root's or the XDG locations."""
+    env = os.environ if env is None else env
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        state, run = "/var/lib/sbx", "/run/sbx"
+    else:
+        home = env.get("HOME") or str(Path.home())
+        state = os.path.join(env.get("XDG_STATE_HOME") or os.path.join(home, ".local/state"),
+                             "sbx")
+        xdg_run = env.get("XDG_RUNTIME_DIR")
+        run = os.path.join(xdg_run, "sbx") if xdg_run else f"/tmp/sbx-{euid}"
+    return env.get("SBX_STATE_DIR") or state, env.get("SBX_RUNTIME_DIR") or run
+
+
+def events_path(args: argparse.Namespace) -> str:
+    return os.path.join(args.state_dir, "events")
+
+
+def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
+    return load_config(args.config) if args.config else RuntimeConfig.default()
+
+
+@contextmanager
+def writer(args: argparse.Namespace) -> Iterator[Runtime]:
+    """A Runtime that may append. Recovery is `sbx recover`'s job, not every command's."""
+    rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args), recover=False)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+@contextmanager
+def reader(args: argparse.Namespace) -> Iterator[Runtime | None]:
+    """A Runtime over the log opened read-only (None when there is no log yet).
+
+    Read-only, so it works while a Runtime in another process writes, and a query can
+    never append anything.
+    """
+    path = events_path(args)
+    if not os.path.exists(os.path.join(path, "data.mdb")):
+        yield None
+        return
+    rt = Runtime(EventStore.open(path, readonly=True), args.runtime_dir, runtime_config(args))
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def need(rt: Runtime | None, sandbox_id: str, args: argparse.Namespace) -> Runtime:
+    """The reader, or NotFound when there is no log at all."""
+    if rt is None:
+        raise NotFound(f"no sandbox {sandbox_id!r}: there is no event log at "
+                       f"{events_path(args)!r}")
+    return rt
+
+
+def emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def emit_line(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns; the last column is not padded."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r]
+                                           for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i < len(widths) - 1 else c
+                  for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in cells)
+
+
+def sandbox_id(text: str) -> str:
+    """argparse type for ids: a bad one is a usage error (exit 2) naming the rule."""
+    try:
+        return validate_id(text, "id")
+    except InvalidId as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
