@@ -18,19 +18,52 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent_io import AgentClient, AgentError
+from agent_io.client import DEFAULT_TIMEOUTS
 from eventstore import NewEvent
 
 from . import host
 from .errors import SandboxError
 from .operations import operation_for
 from .operations.context import OpContext, identity
-from .saga import Saga, StepRecord, StreamWriter
+from .saga import Operation, Saga, StepRecord, StreamWriter
 from .state import SandboxState
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
 LIVE_STATES = ("created", "running", "paused", "failed", "stopped")
+LOST_EXIT_STATUS = 255  # what containerd reports for a task whose shim vanished
+
+
+class _BoundedContext(OpContext):
+    """An operation's context whose agent rpcs carry deadlines of at most `step_timeout`,
+    so a hung guest costs recovery one bounded wait, not the runtime's 60 s deadlines."""
+
+    step_timeout: float = 30.0
+    _client: AgentClient | None = None
+
+    def agent(self) -> AgentClient:
+        state = self.state
+        if self._client is None or self._client.url != state.agent_url:
+            self.close()
+            if not state.agent_url:
+                return self.runtime.agent_for(state)  # raises: no running guest
+            process = state.proxy or state.guest
+            self._client = AgentClient(
+                state.agent_url, keep_connection=True, sandbox_id=state.id,
+                proxy_pid=process["pid"] if process else None,
+                timeouts=bounded_timeouts(self.step_timeout))
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def bounded_timeouts(limit: float) -> dict[str, float]:
+    """Every deadline of the client's table (including the unbounded ones) capped at limit."""
+    return {rpc: min(limit, t) if t else limit for rpc, t in DEFAULT_TIMEOUTS.items()}
 
 
 @dataclass
@@ -68,19 +101,26 @@ class RecoveryReport:
         return "\n".join(lines)
 
 
-def recover(rt: Runtime, *, dry_run: bool = False, step_timeout: float = 30.0) -> RecoveryReport:
-    """Recover every sandbox of the log; see the module docstring."""
-    rt.store.reader_check()
+def recover(rt: Runtime, *, dry_run: bool = False, step_timeout: float = 30.0,
+            sandbox_timeout: float | None = None) -> RecoveryReport:
+    """Recover every sandbox of the log; see the module docstring.
+
+    Agent rpcs get deadlines of at most `step_timeout`; a sandbox whose recovery takes
+    longer than `sandbox_timeout` (default 4 x step_timeout: an unmount that blocks, say)
+    is left to its worker thread and reported with what it still holds.
+    """
+    limit = sandbox_timeout if sandbox_timeout is not None else step_timeout * 4
     report = RecoveryReport(dry_run)
     for sandbox_id in _candidates(rt, report):
         result = SandboxRecovery(sandbox_id)
         worker = threading.Thread(target=_guarded, args=(rt, result, dry_run, step_timeout),
                                   name=f"recover-{sandbox_id}", daemon=True)
         worker.start()
-        worker.join(step_timeout * 4)
+        worker.join(limit)
         if worker.is_alive():
             result.timed_out = True
-            result.error = f"recovery did not finish within {step_timeout * 4:.0f}s"
+            result.error = (f"recovery of sandbox {sandbox_id!r} did not finish within "
+                            f"{limit:g}s (its worker goes on in the background)")
             try:
                 result.held = rt.state(sandbox_id).held()
             except SandboxError:
@@ -120,7 +160,7 @@ def _recover_sandbox(rt: Runtime, result: SandboxRecovery, dry_run: bool,
                      step_timeout: float) -> None:
     state = rt.state(result.id)
     if state.operation is not None:
-        if not _finish_operation(rt, state, result, dry_run):
+        if not _finish_operation(rt, state, result, dry_run, step_timeout):
             return
         state = rt.state(result.id)
     if state.state in LIVE_STATES:
@@ -128,7 +168,10 @@ def _recover_sandbox(rt: Runtime, result: SandboxRecovery, dry_run: bool,
 
 
 def _finish_operation(rt: Runtime, state: SandboxState, result: SandboxRecovery,
-                      dry_run: bool) -> bool:
+                      dry_run: bool, step_timeout: float) -> bool:
+    """Roll the open operation back or forward; False when its owner is still alive."""
+    from .runtime import stream_of
+
     op = state.operation
     assert op is not None
     owner = op.get("owner") or {}
@@ -148,29 +191,51 @@ def _finish_operation(rt: Runtime, state: SandboxState, result: SandboxRecovery,
     if dry_run:
         result.done.append("would roll " + ("forward" if forward else "back"))
         return True
-    ctx = OpContext(rt, state.id, rt.layout(state.id), op.get("container"), op.get("params") or {},
-                    records)
-    from .runtime import stream_of
-
+    ctx = _BoundedContext(rt, state.id, rt.layout(state.id), op.get("container"),
+                          op.get("params") or {}, records)
+    ctx.step_timeout = step_timeout
     saga = Saga(StreamWriter(rt.store, stream_of(state.id), state.version), rt.knob)
-    if forward:
-        doubt = next((r for r in records if r.outcome is None), None)
-        index = doubt.index if doubt else len(records)
-        if doubt:
-            records.remove(doubt)
-        out = saga.run_from(operation, ctx, op=op["op"], index=index, records=records,
-                            pending=[], from_state=op["from"], to_state=op["to"],
-                            redo_args=doubt.args if doubt else None)
-        result.done.append(f"rolled {op['operation']} forward: "
-                           + ("completed" if out.completed else f"failed at {out.failed_step}"))
-    else:
-        if not op["compensating"]:
-            saga.writer.append([NewEvent("CompensationStarted", {"op": op["op"]})])
-        errors = saga.compensate(operation, ctx, op=op["op"], records=records,
-                                 from_state=op["from"])
-        result.done.append(f"rolled {op['operation']} back"
-                           + (f" with errors: {errors}" if errors else ""))
+    try:
+        if forward:
+            _roll_forward(saga, operation, ctx, op, records, result)
+        else:
+            _roll_back(saga, operation, ctx, op, records, result)
+    finally:
+        ctx.close()
     return True
+
+
+def _roll_forward(saga: Saga, operation: Operation, ctx: OpContext, op: dict,
+                  records: list[StepRecord], result: SandboxRecovery) -> None:
+    """Run the remaining steps, the in-doubt one again with its recorded arguments."""
+    doubt = next((r for r in records if r.outcome is None), None)
+    index = doubt.index if doubt else len(records)
+    if doubt:
+        records.remove(doubt)
+    out = saga.run_from(operation, ctx, op=op["op"], index=index, records=records,
+                        pending=[], from_state=op["from"], to_state=op["to"],
+                        redo_args=doubt.args if doubt else None)
+    if out.completed:
+        result.done.append(f"rolled {op['operation']} forward: completed")
+    else:
+        result.done.append(f"rolled {op['operation']} forward: failed at {out.failed_step}, "
+                           f"left {out.state}")
+        result.error = (f"{op['operation']} could not be finished: step {out.failed_step}: "
+                        f"{out.error}")
+
+
+def _roll_back(saga: Saga, operation: Operation, ctx: OpContext, op: dict,
+               records: list[StepRecord], result: SandboxRecovery) -> None:
+    """Compensate in reverse, resuming at the first step not yet compensated."""
+    if not op["compensating"]:
+        saga.writer.append([NewEvent("CompensationStarted", {"op": op["op"]})])
+    errors = saga.compensate(operation, ctx, op=op["op"], records=records,
+                             from_state=op["from"])
+    done = sum(r.compensated for r in records)
+    result.done.append(f"rolled {op['operation']} back ({done} steps compensated)"
+                       + (f" with errors: {errors}" if errors else ""))
+    if errors:
+        result.error = "; ".join(f"{step}.undo: {why}" for step, why in errors)
 
 
 def _outcome(data: dict | None) -> dict | None:
@@ -181,37 +246,37 @@ def _outcome(data: dict | None) -> dict | None:
 
 def _reconcile(rt: Runtime, state: SandboxState, result: SandboxRecovery, dry_run: bool,
                step_timeout: float) -> None:
+    """Match the ledger with /proc and mountinfo; record what changed; release a lost one."""
     from .runtime import stream_of
 
     dead = [r["role"] for r in (state.guest, state.proxy)
             if r is not None and not host.is_alive(identity(r))]
     gone = [r["key"] for r in state.ledger.values()
             if r["kind"] == "mount" and not host.is_mounted(r["path"])]
-    known = {r["path"] for r in state.ledger.values() if r["kind"] == "mount"}
-    layout = rt.layout(state.id)
-    for m in host.mounts_under(layout.root):
-        if m.mount_point not in known:
-            result.found.append(f"unknown mount {m.mount_point} (not in the ledger; left alone)")
+    for path in _unknown_mounts(rt, state):
+        result.found.append(f"unknown mount {path} (not in the ledger; left alone)")
     if dead:
         result.found.append(f"{' and '.join(dead)} process gone: sandbox lost")
     if gone:
         result.found.append(f"mounts no longer in place: {', '.join(gone)}")
-    exits = [] if dead or state.guest is None else _container_exits(rt, state, step_timeout)
+    live = [c.id for c in state.containers.values()
+            if c.state in ("created", "running", "paused") and c.exit_status is None]
+    exits = [(cid, LOST_EXIT_STATUS) for cid in live] if dead else \
+        _container_exits(rt, state, step_timeout)
     for cid, status in exits:
         result.found.append(f"container {cid} exited with status {status}")
     if dry_run:
         return
-    writer = StreamWriter(rt.store, stream_of(state.id), state.version)
     facts = []
     if gone:
         facts.append(NewEvent("ResourcesReleased", {"released": gone, "reason": "not mounted"}))
     facts += [NewEvent("ProcessExited", {"container": cid, "exec_id": "", "status": status})
               for cid, status in exits]
-    if dead:
-        facts.append(NewEvent("SandboxLost", {"dead": dead, "exit_status": 255,
+    if dead and not state.lost:
+        facts.append(NewEvent("SandboxLost", {"dead": dead, "exit_status": LOST_EXIT_STATUS,
                                               "state": "stopped"}))
     if facts:
-        writer.append(facts)
+        StreamWriter(rt.store, stream_of(state.id), state.version).append(facts)
         result.done.append(f"recorded {', '.join(e.type for e in facts)}")
     if dead:
         rt.forget_agent(state.id)
@@ -219,6 +284,16 @@ def _reconcile(rt: Runtime, state: SandboxState, result: SandboxRecovery, dry_ru
         rt._run(lost, operation_for("release_lost_sandbox", {}), container_id=None,
                 from_state=lost.state, to_state=lost.state)
         result.done.append("released the lost sandbox's host resources")
+
+
+def _unknown_mounts(rt: Runtime, state: SandboxState) -> list[str]:
+    """Mounts under the sandbox dir the ledger does not hold (shared/ mirrors of mounts/
+    entries, made by mount propagation, count as held)."""
+    layout = rt.layout(state.id)
+    held = {r["path"] for r in state.ledger.values() if r["kind"] == "mount"}
+    mounts_dir = str(layout.mounts) + "/"
+    held |= {str(layout.shared / p[len(mounts_dir):]) for p in held if p.startswith(mounts_dir)}
+    return [m.mount_point for m in host.mounts_under(layout.root) if m.mount_point not in held]
 
 
 def _container_exits(rt: Runtime, state: SandboxState, timeout: float) -> list[tuple[str, int]]:

@@ -1,0 +1,112 @@
+"""Kill the runtime at every step of a whole lifecycle, before and after the side effect;
+the next `Runtime.open` recovers, the host matches the log, and the lifecycle goes on.
+
+Each case runs `crash_child.py` with `SBX_CRASH_AT` set; it dies by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import crash_child as lifecycle
+import pytest
+from conftest import leftovers, make_config
+from crash_checks import check_recovered
+
+from sandbox_fsm import Runtime, steps
+
+LIFECYCLE, SANDBOX, CONTAINER = lifecycle.LIFECYCLE, lifecycle.SANDBOX, lifecycle.CONTAINER
+
+CHILD = Path(lifecycle.__file__)
+REPO = Path(__file__).resolve().parents[2]
+
+# operation -> (sandbox before, sandbox after, container before, container after)
+STATES = {
+    "create_sandbox": ("new", "created", None, None),
+    "start_sandbox": ("created", "running", None, None),
+    "create_container": ("running", "running", "new", "created"),
+    "start_container": ("running", "running", "created", "running"),
+    "stop_container": ("running", "running", "running", "stopped"),
+    "delete_container": ("running", "running", "stopped", "deleted"),
+    "stop_sandbox": ("running", "stopped", "deleted", "deleted"),
+    "delete_sandbox": ("stopped", "deleted", "deleted", "deleted"),
+}
+FORWARD = {"stop_container", "delete_container", "stop_sandbox", "delete_sandbox"}
+
+
+def crash_points() -> list[tuple[int, str]]:
+    """(lifecycle index, knob) for every step of every lifecycle operation, both sides."""
+    table, seen, out = steps(), {}, []
+    for k, op in enumerate(LIFECYCLE):
+        for step in (s for s in table[op] if not s.endswith(".undo")):
+            seen[step] = seen.get(step, 0) + 1
+            out += [(k, f"{step}:{when}#{seen[step]}") for when in ("before", "after")]
+    return out
+
+
+POINTS = crash_points()
+NAMESPACE_POINTS = ("start_vm:after#1", "start_proxy:before#1", "mount_volume:after#1",
+                    "create_container_in_guest:before#1", "stop_vm:before#1",
+                    "unmount_shared_dir:after#1")
+
+
+def crash_child(state: Path, run: Path, volume: Path, driver: str, knob: str) -> None:
+    env = {**os.environ, "SBX_CRASH_AT": knob,
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(CHILD), str(state), str(run), driver,
+                           str(volume)], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, (
+        f"{knob}: child exited {proc.returncode}, not by SIGKILL\n{proc.stderr.decode()}")
+
+
+def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: str) -> None:
+    state_dir, run = dirs
+    volume = state_dir.parent / "volume"
+    volume.mkdir()
+    crash_child(state_dir, run, volume, driver, knob)
+    op = LIFECYCLE[k]
+    forward = op in FORWARD
+    sandbox, container = STATES[op][1::2] if forward else STATES[op][0::2]
+    with Runtime.open(state_dir, run, make_config(driver)) as rt:
+        if sandbox == "new" and not forward:
+            assert leftovers(run) == ([], []), f"{knob}: create rolled back, yet {leftovers(run)}"
+        state = check_recovered(rt, run, SANDBOX)
+        assert state.state == sandbox, f"{knob}: sandbox is {state.state}, want {sandbox}"
+        got = state.containers.get(CONTAINER)
+        assert (got.state if got else "new") == (container or "new"), \
+            f"{knob}: container is {got and got.state}, want {container}"
+        lifecycle.run(rt, str(volume), LIFECYCLE[k + 1:] if forward else LIFECYCLE[k:])
+        final = rt.state(SANDBOX)
+        assert final.state == "deleted" and not final.ledger, (final.state, final.held())
+        assert rt.store.verify().ok
+    assert leftovers(run) == ([], []), f"{knob}: left {leftovers(run)} after delete"
+
+
+# Rolling back a StartContainer that ran kills the container's processes, but the guest
+# keeps the container (stopped, not created): the log says `created`, and a new start is
+# refused with FAILED_PRECONDITION. Known bug in the start_container compensation.
+KNOWN_BROKEN = {"start_container_in_guest:after#1"}
+
+
+def marked(points: list[tuple[int, str]]) -> list:
+    return [pytest.param(k, knob, id=knob, marks=pytest.mark.xfail(
+        strict=True, reason="start_container rollback leaves the guest container stopped"))
+        if knob in KNOWN_BROKEN else pytest.param(k, knob, id=knob) for k, knob in points]
+
+
+@pytest.mark.parametrize(("k", "knob"), marked(POINTS))
+def test_crash_at_every_step(dirs: tuple[Path, Path], k: int, knob: str) -> None:
+    crash_recover_continue(dirs, "process", k, knob)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(("k", "knob"), [p for p in POINTS if p[1] in NAMESPACE_POINTS],
+                         ids=[p[1] for p in POINTS if p[1] in NAMESPACE_POINTS])
+def test_crash_with_namespaces(dirs: tuple[Path, Path], k: int, knob: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the namespaces driver needs root")
+    crash_recover_continue(dirs, "namespaces", k, knob)
