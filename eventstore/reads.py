@@ -51,13 +51,13 @@ def last_position(env: Env) -> int:
 
 
 def _chunks(env: Env, start: int, end: int | None) -> Iterator[tuple[int, list[bytes]]]:
-    """(first position, values) chunks from `start` up to `end` (default: the current tip).
+    """(first position, values) chunks from `start` up to `end`, at most the current tip.
 
     A new read txn may see an older snapshot than the previous one; a chunk that comes
     back short before `end` is retried rather than taken as the end of the log.
     """
-    if end is None:
-        end = last_position(env)
+    tip = last_position(env)
+    end = tip if end is None else min(end, tip)
     pos, misses = start, 0
     while pos <= end:
         values = read_chunk(env, pos, min(CHUNK, end - pos + 1))

@@ -49,6 +49,8 @@ def test_positions_versions_and_expected_versions(store: EventStore) -> None:
     assert [e.version for e in store.read_stream("a", 1, 2)] == [1, 2]
     assert [e.position for e in store.read_stream("a", 2)] == [3, 4]
     assert [e.position for e in store.read_all(1, 3)] == [1, 2, 3]
+    assert [e.position for e in store.read_all(3, 99)] == [3, 4]
+    assert list(store.read_all(7)) == []
     assert list(store.read_stream("missing")) == []
 
 
