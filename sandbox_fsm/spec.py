@@ -6,13 +6,18 @@ They are recorded verbatim in the OperationStarted event of their create operati
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from agent_io import convert
 
 from .errors import InvalidRequest
+from .guestspec.blockdev import BlockDevice
 from .host import InvalidId, validate_id
+
+NETWORK_KEYS = ("interfaces", "routes", "neighbors")
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,21 @@ class SandboxConfig:
     annotations: dict[str, str] = field(default_factory=dict)
     dns: tuple[str, ...] = ()
     oci: dict | None = None          # the sandbox's OCI spec, when it came from a bundle
-    network: dict | None = None      # interfaces / routes / neighbours (see docs)
+    network: dict | None = None      # interfaces / routes / neighbours (see network_entries)
+    share_pidns: bool = False        # containers share one sandbox PID namespace in the guest
 
     def validated(self) -> SandboxConfig:
+        """Checked, with `network` normalised to plain dicts (as the log records it)."""
         _check_id(self.id, "sandbox id")
         if not isinstance(self.hostname, str) or "\0" in self.hostname:
             raise InvalidRequest(f"sandbox {self.id!r}: hostname must be a string without NUL")
-        return self
+        if not self.network:
+            return self
+        try:
+            network = network_dict(*network_entries(self.network))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"sandbox {self.id!r}: network: {exc}") from exc
+        return replace(self, network=network)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -65,6 +78,10 @@ class ContainerConfig:
     hostname: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
     oci: dict | None = None          # a full OCI spec (from a bundle); the fields above win
+    # Drives the hypervisor attached (config entries, see guestspec.BlockDevice's fields):
+    rootfs_device: dict | None = None        # the rootfs is on this drive
+    devices: tuple[dict, ...] = ()           # --device drives, each with "container_path"
+    block_volumes: tuple[dict, ...] = ()     # volumes on drives, each with "destination"
 
     def validated(self) -> ContainerConfig:
         _check_id(self.id, "container id")
@@ -87,19 +104,139 @@ class ContainerConfig:
             if ".." in m.destination.split("/"):
                 raise InvalidRequest(
                     f"container {self.id!r}: mount destination {m.destination!r} contains '..'")
+        try:
+            self.drives()
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"container {self.id!r}: {exc}") from exc
         return self
+
+    def drives(self) -> tuple[BlockDevice | None, list[tuple[BlockDevice, str]],
+                              list[tuple[BlockDevice, str]]]:
+        """(rootfs drive, [(drive, container path)], [(drive, volume destination)])."""
+        rootfs = block_device(self.rootfs_device, None, "rootfs_device") \
+            if self.rootfs_device else None
+        devices = [block_device(d, "container_path", f"devices[{i}]")
+                   for i, d in enumerate(self.devices)]
+        volumes = [block_device(d, "destination", f"block_volumes[{i}]")
+                   for i, d in enumerate(self.block_volumes)]
+        return rootfs, devices, volumes
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["args"] = list(self.args)
         d["mounts"] = [{**asdict(m), "options": list(m.options)} for m in self.mounts]
+        d["devices"] = [dict(x) for x in self.devices]
+        d["block_volumes"] = [dict(x) for x in self.block_volumes]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainerConfig:
         mounts = tuple(Mount(**{**m, "options": tuple(m.get("options", ()))})
                        for m in d.get("mounts", ()))
-        return cls(**{**d, "args": tuple(d["args"]), "mounts": mounts})
+        return cls(**{**d, "args": tuple(d["args"]), "mounts": mounts,
+                      "devices": tuple(d.get("devices", ())),
+                      "block_volumes": tuple(d.get("block_volumes", ()))})
+
+
+def block_device(entry: Mapping[str, Any], path_key: str | None,
+                 where: str) -> Any:
+    """A drive entry as a BlockDevice (with its path when `path_key` names one)."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: expected an object, got {entry!r}")
+    names = {f.name for f in fields(BlockDevice)}
+    extra = set(entry) - names - {path_key}
+    if extra:
+        raise ValueError(f"{where}: unknown keys {sorted(extra)}; known: {sorted(names)}")
+    if "id" not in entry:
+        raise ValueError(f"{where}: a drive needs an 'id'")
+    dev = BlockDevice(**{k: v for k, v in entry.items() if k != path_key})
+    if path_key is None:
+        return dev
+    path = entry.get(path_key)
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"{where}: {path_key} {path!r} is not an absolute path")
+    return dev, path
+
+
+# -- the sandbox network --------------------------------------------------------------------
+
+_NET_TYPES = {"interfaces": convert.NetInterface, "routes": convert.NetRoute,
+              "neighbors": convert.ArpNeighbor}
+
+
+def _ip(value: Any, where: str) -> convert.IPAddr:
+    """`"10.0.0.2/24"` (a bare address is a host address) or an IPAddr."""
+    if isinstance(value, convert.IPAddr):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: address {value!r} is not a string like '10.0.0.2/24'")
+    address, sep, prefix = value.partition("/")
+    try:
+        full = ipaddress.ip_address(address).max_prefixlen
+        if sep and not prefix.isdigit():
+            raise ValueError(f"prefix {prefix!r} is not a number")
+        return convert.IPAddr(address, int(prefix) if sep else full)
+    except ValueError as exc:
+        raise ValueError(f"{where}: address {value!r}: {exc}") from None
+
+
+def _net_entry(cls: type, value: Any, where: str) -> Any:
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected an object, got {value!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(value) - set(known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    kwargs = dict(value)
+    for name, f in known.items():
+        if name in kwargs and isinstance(f.default, int) and (
+                not isinstance(kwargs[name], int) or isinstance(kwargs[name], bool)):
+            raise ValueError(f"{where}: {name} {kwargs[name]!r} is not an integer")
+        if name in kwargs and isinstance(f.default, str) and not isinstance(kwargs[name], str):
+            raise ValueError(f"{where}: {name} {kwargs[name]!r} is not a string")
+    if cls is convert.NetInterface:
+        kwargs["addresses"] = tuple(_ip(a, f"{where}.addresses[{i}]")
+                                    for i, a in enumerate(kwargs.get("addresses", ())))
+        if not kwargs.get("name"):
+            raise ValueError(f"{where}: an interface needs a name")
+    if cls is convert.ArpNeighbor:
+        if "ip" not in kwargs:
+            raise ValueError(f"{where}: a neighbour needs an 'ip'")
+        kwargs["ip"] = _ip(kwargs["ip"], f"{where}.ip")
+    return cls(**kwargs)
+
+
+def network_entries(network: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """`{"interfaces": [...], "routes": [...], "neighbors": [...]}` as agent_io.convert's
+    NetInterface / NetRoute / ArpNeighbor (entries may be those dataclasses or dicts of their
+    fields; addresses are `"addr/prefix"` strings). ValueError names the bad entry."""
+    if not isinstance(network, Mapping):
+        raise ValueError(f"expected an object with {', '.join(NETWORK_KEYS)}")
+    unknown = set(network) - set(NETWORK_KEYS)
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}; known: {', '.join(NETWORK_KEYS)}")
+    out = []
+    for key in NETWORK_KEYS:
+        items = network.get(key) or ()
+        if isinstance(items, str | bytes | Mapping):
+            raise ValueError(f"{key}: expected a list")
+        out.append([_net_entry(_NET_TYPES[key], v, f"{key}[{i}]") for i, v in enumerate(items)])
+    return out[0], out[1], out[2]
+
+
+def network_dict(interfaces: list[Any], routes: list[Any], neighbors: list[Any]) -> dict:
+    """The plain, msgpack-safe form of network entries (what the log records)."""
+    def text(ip: convert.IPAddr) -> str:
+        return f"{ip.address}/{ip.prefix_len}"
+
+    return {
+        "interfaces": [{**asdict(i), "addresses": [text(a) for a in i.addresses]}
+                       for i in interfaces],
+        "routes": [asdict(r) for r in routes],
+        "neighbors": [{**asdict(n), "ip": text(n.ip)} for n in neighbors],
+    }
 
 
 def _check_id(value: str, kind: str) -> None:
