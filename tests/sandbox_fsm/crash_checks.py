@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
+
+import crash_child as lifecycle
 
 from sandbox_fsm import Runtime
 from sandbox_fsm.host import ProcessIdentity, find_by_cmdline, is_alive, mounts_under
 from sandbox_fsm.state import SandboxState
+
+CHILD = Path(lifecycle.__file__)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def check_host_matches(rt: Runtime, run: Path, state: SandboxState) -> None:
@@ -59,3 +67,14 @@ def check_recovered(rt: Runtime, run: Path, sandbox_id: str) -> SandboxState:
     assert report.ok, str(report)
     assert rt.store.last_position() == before, f"second recover() wrote events:\n{report}"
     return state
+
+
+def crash_child(state: Path, run: Path, volume: Path, driver: str, knob: str,
+                *args: str, env: dict[str, str] | None = None) -> None:
+    """Run crash_child.py (args: sandbox id, ops or `recover`) and expect it SIGKILLed."""
+    env = {**os.environ, **(env or {}), "SBX_CRASH_AT": knob,
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(CHILD), str(state), str(run), driver,
+                           str(volume), *args], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, (
+        f"{knob}: child exited {proc.returncode}, not by SIGKILL\n{proc.stderr.decode()}")

@@ -7,22 +7,17 @@ Each case runs `crash_child.py` with `SBX_CRASH_AT` set; it dies by SIGKILL.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import crash_child as lifecycle
 import pytest
 from conftest import leftovers, make_config
-from crash_checks import check_recovered
+from crash_checks import check_recovered, crash_child
 
 from sandbox_fsm import Runtime, steps
 
 LIFECYCLE, SANDBOX, CONTAINER = lifecycle.LIFECYCLE, lifecycle.SANDBOX, lifecycle.CONTAINER
 
-CHILD = Path(lifecycle.__file__)
-REPO = Path(__file__).resolve().parents[2]
 
 # operation -> (sandbox before, sandbox after, container before, container after)
 STATES = {
@@ -52,15 +47,6 @@ POINTS = crash_points()
 NAMESPACE_POINTS = ("start_vm:after#1", "start_proxy:before#1", "mount_volume:after#1",
                     "create_container_in_guest:before#1", "stop_vm:before#1",
                     "unmount_shared_dir:after#1")
-
-
-def crash_child(state: Path, run: Path, volume: Path, driver: str, knob: str) -> None:
-    env = {**os.environ, "SBX_CRASH_AT": knob,
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(CHILD), str(state), str(run), driver,
-                           str(volume)], env=env, capture_output=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, (
-        f"{knob}: child exited {proc.returncode}, not by SIGKILL\n{proc.stderr.decode()}")
 
 
 def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: str) -> None:

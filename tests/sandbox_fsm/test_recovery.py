@@ -1,0 +1,178 @@
+"""Recovery against real guests, mounts and processes: a crash during recovery itself,
+guests and containers that die behind the runtime's back, recycled pids, a hung guest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import crash_child as lifecycle
+import pytest
+from conftest import leftovers, make_config
+from crash_checks import check_recovered, crash_child
+
+from sandbox_fsm import Runtime
+from sandbox_fsm.host import ProcessIdentity, identity_of, is_alive
+from sandbox_fsm.recovery import LOST_EXIT_STATUS
+
+SBX, CID = lifecycle.SANDBOX, lifecycle.CONTAINER
+UP = ("create_sandbox", "start_sandbox", "create_container", "start_container")
+
+
+def volume_of(dirs: tuple[Path, Path]) -> Path:
+    volume = dirs[0].parent / "volume"
+    volume.mkdir(exist_ok=True)
+    return volume
+
+
+def finish(rt: Runtime, run: Path, sandbox: str = SBX) -> None:
+    """Take the sandbox to deleted from wherever it is; nothing may be left on the host."""
+    state = rt.state(sandbox)
+    for cid, c in state.containers.items():
+        if c.state in ("running", "paused"):
+            rt.stop_container(sandbox, cid)
+        if rt.state(sandbox).containers[cid].state in ("created", "stopped"):
+            rt.delete_container(sandbox, cid)
+    rt.delete_sandbox(sandbox, force=True)
+    final = rt.state(sandbox)
+    assert final.state == "deleted" and not final.ledger, (final.state, final.held())
+
+
+@pytest.mark.parametrize("knob", ["start_vm.undo:before", "start_vm.undo:after",
+                                  "start_proxy.undo:after"])
+def test_crash_during_recovery_resumes(dirs: tuple[Path, Path], knob: str) -> None:
+    state_dir, run = dirs
+    volume = volume_of(dirs)
+    crash_child(state_dir, run, volume, "process", "check_agent:after", SBX,
+                "create_sandbox,start_sandbox")
+    crash_child(state_dir, run, volume, "process", knob, SBX, "recover")
+    with Runtime.open(state_dir, run, make_config("process")) as rt:
+        state = check_recovered(rt, run, SBX)
+        assert state.state == "created"
+        types = [e.type for e in rt.events(SBX)]
+        assert types.count("CompensationStarted") == 1, types
+        lifecycle.run(rt, str(volume), lifecycle.LIFECYCLE[1:])
+    assert leftovers(run) == ([], [])
+
+
+def up(dirs: tuple[Path, Path], proxy: str = "builtin") -> Runtime:
+    state_dir, run = dirs
+    rt = Runtime.open(state_dir, run, make_config("process", type=proxy))
+    lifecycle.run(rt, str(volume_of(dirs)), UP)
+    return rt
+
+
+def test_guest_killed_from_outside_is_lost(dirs: tuple[Path, Path]) -> None:
+    rt = up(dirs, proxy="process")
+    try:
+        before = rt.state(SBX)
+        proxy = before.proxy
+        assert proxy is not None
+        os.kill(before.guest["pid"], signal.SIGKILL)
+        report = rt.recover(step_timeout=5.0)
+        assert report.ok, str(report)
+        state = check_recovered(rt, dirs[1], SBX)
+        assert state.lost and state.state == "stopped"
+        assert state.containers[CID].exit_status == LOST_EXIT_STATUS
+        assert [r["kind"] for r in state.ledger.values()] == ["dir"], state.held()
+        assert not is_alive(ProcessIdentity(proxy["pid"], proxy["start_time"]))
+        exited = [e for e in rt.events(SBX) if e.type == "ProcessExited"]
+        assert [(e.data["container"], e.data["status"]) for e in exited] == \
+            [(CID, LOST_EXIT_STATUS)]
+        finish(rt, dirs[1])
+    finally:
+        rt.close()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                if int(f.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                    out.append(int(name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def _container_pid(guest: int) -> int:
+    """The guest's `sleep 60` (the container's init), found by walking its children."""
+    todo = _children(guest)
+    while todo:
+        pid = todo.pop()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f.read().split(b"\0")[0] == b"sleep":
+                return pid
+        todo += _children(pid)
+    raise AssertionError(f"no container process under guest pid {guest}")
+
+
+def test_container_killed_exit_is_recorded(dirs: tuple[Path, Path]) -> None:
+    rt = up(dirs)
+    try:
+        os.kill(_container_pid(rt.state(SBX).guest["pid"]), signal.SIGKILL)
+        report = rt.recover(step_timeout=5.0)
+        assert report.ok, str(report)
+        state = check_recovered(rt, dirs[1], SBX)
+        assert not state.lost and state.state == "running"
+        assert state.containers[CID].exit_status not in (None, LOST_EXIT_STATUS)
+        finish(rt, dirs[1])
+    finally:
+        rt.close()
+
+
+def test_recycled_pid_is_never_signalled(dirs: tuple[Path, Path]) -> None:
+    """The ledger names a pid now held by another process (start time differs): the guest
+    is gone, the sandbox is lost, and that other process is left alone."""
+    from eventstore import NewEvent
+
+    rt = up(dirs)
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        guest = rt.state(SBX).guest
+        os.kill(guest["pid"], signal.SIGKILL)
+        other = identity_of(bystander.pid)
+        recycled = {**guest, "pid": other.pid, "start_time": other.start_time + 1}
+        version = rt.state(SBX).version
+        rt.store.append(f"sandbox-{SBX}", [NewEvent("ResourcesReleased", {
+            "acquired": [recycled], "reason": "test: the guest's pid was recycled"})],
+            expected_version=version)
+        report = rt.recover(step_timeout=5.0)
+        assert report.ok, str(report)
+        state = check_recovered(rt, dirs[1], SBX)
+        assert state.lost and "process:guest" not in state.ledger
+        time.sleep(0.1)
+        assert bystander.poll() is None, "recovery signalled a process that is not ours"
+        finish(rt, dirs[1])
+    finally:
+        bystander.kill()
+        bystander.wait()
+        rt.close()
+
+
+def test_hung_guest_is_reported_and_others_recover(dirs: tuple[Path, Path]) -> None:
+    state_dir, run = dirs
+    volume = volume_of(dirs)
+    crash_child(state_dir, run, volume, "process", "start_container_in_guest:before",
+                "healthy", ",".join(UP))
+    hang = json.dumps([{"rpc": "DestroySandbox", "nth": 1, "action": "hang"}])
+    crash_child(state_dir, run, volume, "process", "destroy_sandbox_in_guest:before",
+                "wedged", ",".join((*UP, "stop_sandbox")), env={"SBX_AGENT_FAULTS": hang})
+    with Runtime.open(state_dir, run, make_config("process"), recover=False) as rt:
+        report = rt.recover(step_timeout=1.0)
+        by_id = {s.id: s for s in report.sandboxes}
+        assert by_id["healthy"].error is None, str(report)
+        assert rt.state("healthy").containers[CID].state == "created"
+        wedged = by_id["wedged"]
+        assert wedged.error and "destroy_sandbox_in_guest" in wedged.error, str(report)
+        assert "process:guest" in wedged.held, str(report)
+        state = rt.state("wedged")
+        assert state.operation is None and state.state == "running"
+        for sandbox in ("healthy", "wedged"):
+            finish(rt, run, sandbox)
+    assert leftovers(run) == ([], [])
