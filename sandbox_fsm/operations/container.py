@@ -30,9 +30,14 @@ def _config(ctx: OpContext) -> ContainerConfig:
 
 # -- create ---------------------------------------------------------------------------
 
+def _default_rootfs(ctx: OpContext, cid: str) -> str:
+    """The empty rootfs made for a container that names none."""
+    return str(ctx.layout.root / "rootfs" / cid)
+
+
 def _plan_rootfs(ctx: OpContext) -> dict:
     cfg = _config(ctx)
-    empty = ctx.layout.root / "rootfs" / cfg.id
+    empty = _default_rootfs(ctx, cfg.id)
     return {"source": cfg.rootfs or str(empty), "default": cfg.rootfs is None,
             "target": str(ctx.layout.rootfs_target(cfg.id)),
             "dir": str(ctx.layout.container_dir(cfg.id))}
@@ -43,17 +48,40 @@ def _mount_rootfs(ctx: OpContext, args: dict) -> dict:
         os.makedirs(args["source"], mode=0o755, exist_ok=True)
     elif not os.path.isdir(args["source"]):
         raise FileNotFoundError(f"rootfs {args['source']!r} is not a directory")
-    os.makedirs(args["target"], mode=0o755, exist_ok=True)
+    _makedirs_within(args["target"], ctx.layout.mounts)
     host.bind_mount(args["source"], args["target"], within=ctx.layout.mounts)
     return {"acquired": [mount_resource(args["target"], container=ctx.container_id,
                                         role="rootfs")]}
 
 
+def _makedirs_within(path: str, within: os.PathLike[str]) -> None:
+    """`mkdir -p` below `within` that never writes through a symlinked component."""
+    current = os.fspath(within)
+    for part in os.path.relpath(path, current).split(os.sep):
+        current = os.path.join(current, part)
+        try:
+            os.mkdir(current, 0o755)
+        except FileExistsError:
+            if os.path.islink(current) or not os.path.isdir(current):
+                raise host.UnsafePath(f"mount target {path!r}: {current!r} is a symlink or "
+                                      f"not a directory") from None
+
+
+def _remove_default_rootfs(source: str) -> None:
+    """Remove the empty rootfs made for this container, and rootfs/ once it is empty."""
+    host.remove_tree(source)
+    try:
+        os.rmdir(os.path.dirname(source))
+    except OSError:
+        pass   # gone already, or another container's rootfs is still there
+
+
 def _unmount_rootfs(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     host.unmount(args["target"])
-    host.remove_tree(args["dir"])
+    if not os.path.islink(args["dir"]):   # a symlink planted there is not ours to remove
+        host.remove_tree(args["dir"])
     if args["default"]:
-        host.remove_tree(args["source"])
+        _remove_default_rootfs(args["source"])
 
 
 def _plan_volume(index: int, ctx: OpContext) -> dict:
@@ -163,6 +191,9 @@ def _unmount_container(ctx: OpContext, args: dict) -> dict:
         host.unmount(res["path"])
         released.append(res["key"])
     host.remove_tree(ctx.layout.container_dir(ctx.container_id))
+    container = ctx.state.containers.get(ctx.container_id)
+    if container is not None and not container.config.get("rootfs"):
+        _remove_default_rootfs(_default_rootfs(ctx, ctx.container_id))
     return {"container": ctx.container_id, "released": released}
 
 
