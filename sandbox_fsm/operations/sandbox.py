@@ -8,6 +8,7 @@ delete (rolls forward): unmount container mounts, unmount shared/, remove the sa
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from .. import host
@@ -60,11 +61,17 @@ def _plan_vm(ctx: OpContext) -> dict:
     return {"argv": argv, "socket": str(lay.agent_socket), "log": str(lay.log_dir / "guest.log")}
 
 
+def _wait_listening(ctx: OpContext, path: str, ident: host.ProcessIdentity) -> None:
+    """Wait for the process to listen on `path`; a non-socket planted there is no listener."""
+    host.wait_for_path(path, timeout=ctx.runtime.config.agent.dial_timeout, ident=ident)
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise host.UnsafePath(f"{path!r} is not a socket: pid {ident.pid} cannot listen there")
+
+
 def _start_vm(ctx: OpContext, args: dict) -> dict:
     ident = host.spawn(args["argv"], log_path=args["log"])
     try:
-        host.wait_for_path(args["socket"], timeout=ctx.runtime.config.agent.dial_timeout,
-                           ident=ident)
+        _wait_listening(ctx, args["socket"], ident)
     except BaseException:
         host.terminate(ident)
         raise
@@ -102,8 +109,7 @@ def _start_proxy(ctx: OpContext, args: dict) -> dict:
         return {"type": "builtin"}
     ident = host.spawn(host.proxy_argv(args["socket"], args["target"]), log_path=args["log"])
     try:
-        host.wait_for_path(args["socket"], timeout=ctx.runtime.config.agent.dial_timeout,
-                           ident=ident)
+        _wait_listening(ctx, args["socket"], ident)
     except BaseException:
         host.terminate(ident)
         raise
