@@ -16,7 +16,14 @@ from conftest import leftovers, make_config
 from crash_checks import check_recovered, crash_child
 
 from sandbox_fsm import Runtime
-from sandbox_fsm.host import ProcessIdentity, identity_of, is_alive
+from sandbox_fsm.host import (
+    ProcessIdentity,
+    bind_mount,
+    identity_of,
+    is_alive,
+    is_mounted,
+    unmount,
+)
 from sandbox_fsm.recovery import LOST_EXIT_STATUS
 
 SBX, CID = lifecycle.SANDBOX, lifecycle.CONTAINER
@@ -176,3 +183,28 @@ def test_hung_guest_is_reported_and_others_recover(dirs: tuple[Path, Path]) -> N
         for sandbox in ("healthy", "wedged"):
             finish(rt, run, sandbox)
     assert leftovers(run) == ([], [])
+
+
+def test_mounts_gone_are_recorded_and_unknown_ones_reported(dirs: tuple[Path, Path]) -> None:
+    rt = up(dirs)
+    layout = rt.layout(SBX)
+    extra = layout.mounts / "extra"
+    try:
+        volume = next(r for r in rt.state(SBX).ledger.values() if r.get("role") == "volume")
+        unmount(volume["path"])
+        extra.mkdir()
+        bind_mount(str(volume_of(dirs)), str(extra), within=layout.mounts)
+        before = rt.store.last_position()
+        dry = rt.recover(dry_run=True, step_timeout=5.0)
+        assert rt.store.last_position() == before, "a dry run wrote events"
+        report = rt.recover(step_timeout=5.0)
+        found = "\n".join(report.sandboxes[0].found)
+        assert f"unknown mount {extra} " in found and volume["key"] in found, str(report)
+        assert str(dry).count("unknown mount") == str(report).count("unknown mount")
+        assert volume["key"] not in rt.state(SBX).ledger
+        assert is_mounted(extra), "recovery removed a mount it does not own"
+        unmount(layout.shared / "extra")
+        unmount(extra)
+        finish(rt, dirs[1])
+    finally:
+        rt.close()
