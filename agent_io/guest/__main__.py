@@ -18,16 +18,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shared-dir", required=True, type=Path,
                    help="host dir behind /run/kata-containers/shared/containers/")
     p.add_argument("--faults", help="fault plan JSON (default: $SBX_AGENT_FAULTS)")
+    p.add_argument("--kernel-params", default="",
+                   help="the guest kernel command line: kept at <guest-dir>/proc/cmdline; "
+                        "agent.log=debug turns on debug logging")
     p.add_argument("--namespaces", action="store_true",
                    help="run in new mount, PID, UTS and IPC namespaces (root)")
     p.add_argument(namespaces.INNER_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="guest-agent: %(message)s")
+    debug = "agent.log=debug" in args.kernel_params.split()
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="guest-agent: %(message)s")
     if args.namespaces and not args.namespaced:
         return namespaces.run_outer([a for a in argv if a != "--namespaces"])
     try:
         return server.serve(args.listen, args.guest_dir, args.shared_dir, args.faults,
-                            args.namespaced)
+                            args.namespaced, kernel_params=args.kernel_params)
     except ValueError as exc:
         print(f"agent_io.guest: {exc}", file=sys.stderr)
         return 2

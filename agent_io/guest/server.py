@@ -52,8 +52,12 @@ def socket_path(listen: str) -> Path:
 
 
 def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
-          namespaced: bool) -> int:
-    """Run until SIGTERM/SIGINT; then end every container process, unmount, remove the socket."""
+          namespaced: bool, *, kernel_params: str = "") -> int:
+    """Run until SIGTERM/SIGINT; then end every container process, unmount, remove the socket.
+
+    `kernel_params` is what a VM's kernel would have booted with: kept as the guest's
+    /proc/cmdline (under the guest dir) so the host's choice can be read back.
+    """
     stop = threading.Event()  # armed first: a SIGTERM during start-up is still clean
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -62,6 +66,10 @@ def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
         if not d.is_dir():
             raise ListenError(f"{what} {d} is not a directory")
     plan = FaultPlan.load(faults)
+    if kernel_params:
+        cmdline = guest_dir / "proc" / "cmdline"
+        cmdline.parent.mkdir(exist_ok=True)
+        cmdline.write_text(kernel_params + "\n")
     if not namespaced:
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to be reaped
     root = os.geteuid() == 0

@@ -15,6 +15,7 @@ from agent_io.guest.container import Container, ContainerTable, container_spec, 
 from agent_io.guest.copyfile import FileCopier
 from agent_io.guest.errors import AlreadyExists, Timeout, WrongState, rpc
 from agent_io.guest.network import NetworkState
+from agent_io.guest.ocimounts import oci_binds
 from agent_io.guest.oom import OomEvents
 from agent_io.guest.paths import GuestPaths, check_id
 from agent_io.guest.pstable import ps_table
@@ -100,6 +101,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         where = f"CreateContainer {cid!r}"
         spec = container_spec(req, self.paths, where)
         storages = self.storages.setup(list(req.storages), where)
+        if spec.root is not None:
+            try:
+                storages += oci_binds(req.OCI, spec.root, self.paths, self.storages, where)
+            except BaseException:
+                self.storages.release(storages)
+                raise
         c = Container(id=cid, init_exec=init_exec, init_spec=spec, storages=storages,
                       resources=req.OCI.Linux.Resources if req.OCI.HasField("Linux") else None)
         try:

@@ -10,6 +10,9 @@ from agent_io.guest import syscalls
 from agent_io.guest.paths import GuestPaths
 
 SHARED_DRIVERS = ("9p", "virtio-fs")
+# Drives the host says it attached; no such device exists here (no VM), so the request is
+# accepted and recorded, and nothing is mounted or created.
+BLOCK_DRIVERS = ("blk", "blk-ccw", "mmioblk", "scsi", "nvdimm")
 _FLAGS = {"ro": 1, "nosuid": syscalls.MS_NOSUID, "nodev": syscalls.MS_NODEV,
           "noexec": syscalls.MS_NOEXEC, "rw": 0}
 
@@ -63,6 +66,8 @@ class Storages:
         if st.driver in SHARED_DRIVERS or st.source == "kataShared":
             return Prepared(st.driver, st.mount_point, self._paths.shared_dir, False)
         host = self._paths.host(st.mount_point, what)
+        if st.driver in BLOCK_DRIVERS:
+            return Prepared(st.driver, st.mount_point, host, False)
         if st.driver == "ephemeral" or st.fstype == "tmpfs":
             host.mkdir(parents=True, exist_ok=True)
             if not self._may_mount:
@@ -85,6 +90,23 @@ class Storages:
                 host.chmod(mode)
             return Prepared("local", st.mount_point, host, False)
         raise StorageError(f"{what}: unsupported driver {st.driver!r} (fstype {st.fstype!r})")
+
+    def bind(self, source: Path, target: Path, readonly: bool, where: str) -> Prepared:
+        """Bind `source` onto `target` (made if missing) when the agent may mount."""
+        if not self._may_mount:
+            return Prepared("bind", str(target), target, False)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch(exist_ok=True)
+        syscalls.mount(str(source), str(target), None, syscalls.MS_BIND | syscalls.MS_REC)
+        with self._lock:
+            self._mounted.append(target)
+        if readonly:
+            syscalls.mount("none", str(target), None,
+                           syscalls.MS_REMOUNT | syscalls.MS_BIND | syscalls.MS_RDONLY)
+        return Prepared("bind", str(target), target, True)
 
     def release(self, prepared: list[Prepared]) -> None:
         """Unmount what these storages mounted (reverse order); already gone is fine."""

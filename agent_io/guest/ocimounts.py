@@ -1,0 +1,35 @@
+"""OCI bind mounts made visible inside a chrooted container (what libcontainer would do).
+
+A container whose root holds a rootfs runs chrooted there, so a volume the host rewrote to
+a guest path (a shared-dir bind, an ephemeral tmpfs, a local dir, the sandbox shm) must be
+bound onto its destination inside that root. Without a rootfs the container sees the
+guest's own file system and the storage already exists at its guest path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent_io.guest.paths import GuestPaths, confined
+from agent_io.guest.storage import Prepared, Storages
+
+
+def oci_binds(oci, root: Path, paths: GuestPaths, storages: Storages,
+              where: str) -> list[Prepared]:
+    """Bind each OCI bind mount whose guest source exists onto root/destination."""
+    done: list[Prepared] = []
+    try:
+        for mnt in oci.Mounts:
+            options = set(mnt.Options)
+            if mnt.Type != "bind" and not options & {"bind", "rbind"}:
+                continue
+            what = f"{where}: mount {mnt.Destination!r}"
+            source = paths.host(mnt.Source, f"{what} source")
+            if not source.exists():
+                continue
+            target = confined(root, mnt.Destination, f"{what} destination")
+            done.append(storages.bind(source, target, "ro" in options, what))
+    except BaseException:
+        storages.release(done)
+        raise
+    return done
