@@ -1,7 +1,8 @@
 """The sandbox operations, step by step, in the order the seed (kata_agent.go) runs them.
 
-create: shared path, mounts/ -> shared/ bind.  start: guest, proxy, check, CreateSandbox.
-stop (rolls forward): DestroySandbox, stop proxy, stop guest.
+create: shared path, mounts/ -> shared/ bind.  start: guest, proxy, check, CreateSandbox,
+then (when configured) the network and StartTracing.
+stop (rolls forward): DestroySandbox, StopTracing (dynamic tracing), stop proxy, stop guest.
 delete (rolls forward): unmount container mounts, unmount shared/, remove the sandbox dir.
 """
 
@@ -10,13 +11,28 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from collections.abc import Mapping
+from dataclasses import asdict
+
+from agent_io import AgentRpcError
 
 from .. import host
+from ..config import RuntimeConfig
+from ..guestspec.agent import (
+    agent_kernel_params,
+    agent_socket_kind,
+    hypervisor_devices,
+    trace_settings,
+)
 from ..guestspec.sandbox import dns_lines, kernel_modules, sandbox_storages
 from ..saga import Operation, Step
 from .context import OpContext, dir_resource, identity, mount_resource, tolerate_gone
+from .network import SETUP_NETWORK
 
 HOSTNAME_MAX = 64
+# Static tracing disables VM shutdown (the seed leaves the VM to the agent so the trace
+# is complete): stop_vm then gives the guest's own SIGTERM shutdown this long, not 5 s.
+STATIC_TRACE_GRACE_S = 30.0
 
 
 # -- create ---------------------------------------------------------------------------
@@ -58,7 +74,25 @@ def _plan_vm(ctx: OpContext) -> dict:
             "--guest-dir", str(lay.guest_dir), "--shared-dir", str(lay.shared)]
     if ctx.runtime.driver == "namespaces":
         argv.append("--namespaces")
-    return {"argv": argv, "socket": str(lay.agent_socket), "log": str(lay.log_dir / "guest.log")}
+    conf = ctx.runtime.config
+    params = kernel_params(conf)
+    if params:
+        argv += ["--kernel-params", params]
+    devices = hypervisor_devices(
+        socket_kind=agent_socket_kind(conf.hypervisor.use_vsock),
+        socket_path=str(lay.agent_socket), share_path=str(lay.shared),
+        shared_fs=conf.hypervisor.shared_fs,
+        supports_fs_sharing=conf.hypervisor.supports_fs_sharing)
+    trace = trace_settings(conf.agent.trace, conf.agent.trace_mode, conf.agent.trace_type)
+    return {"argv": argv, "socket": str(lay.agent_socket), "log": str(lay.log_dir / "guest.log"),
+            "kernel_params": params, "disable_vm_shutdown": trace.disable_vm_shutdown,
+            "devices": [{"type": type(d).__name__, **asdict(d)} for d in devices]}
+
+
+def kernel_params(conf: RuntimeConfig) -> str:
+    """The guest kernel command line: `[hypervisor] kernel_params`, then the agent's."""
+    agent = [f"{key}={value}" for key, value in agent_kernel_params(conf.agent)]
+    return " ".join([*conf.hypervisor.kernel_params.split(), *agent])
 
 
 def _wait_listening(ctx: OpContext, path: str, ident: host.ProcessIdentity) -> None:
@@ -77,6 +111,7 @@ def _start_vm(ctx: OpContext, args: dict) -> dict:
         raise
     return {"acquired": [{
         "kind": "process", "key": "process:guest", "role": "guest", "pid": ident.pid,
+        "disable_vm_shutdown": bool(args.get("disable_vm_shutdown")),
         "start_time": ident.start_time, "url": f"unix:{args['socket']}",
         "socket": args["socket"]}]}
 
@@ -136,7 +171,8 @@ def _plan_guest_sandbox(ctx: OpContext) -> dict:
     dns = list(cfg.get("dns") or ()) or dns_lines(cfg.get("oci") or {})
     return {"hostname": (cfg.get("hostname") or ctx.sandbox_id)[:HOSTNAME_MAX], "dns": dns,
             "kernel_modules": list(conf.agent.kernel_modules),
-            "guest_hook_path": conf.hypervisor.guest_hook_path}
+            "guest_hook_path": conf.hypervisor.guest_hook_path,
+            "sandbox_pidns": bool(cfg.get("share_pidns"))}
 
 
 def _create_guest_sandbox(ctx: OpContext, args: dict) -> dict:
@@ -144,12 +180,31 @@ def _create_guest_sandbox(ctx: OpContext, args: dict) -> dict:
     ctx.agent().create_sandbox(
         hostname=args["hostname"], sandbox_id=ctx.sandbox_id, dns=args["dns"],
         storages=storages, guest_hook_path=args["guest_hook_path"],
-        kernel_modules=kernel_modules(args["kernel_modules"]))
+        kernel_modules=kernel_modules(args["kernel_modules"]),
+        sandbox_pidns=bool(args.get("sandbox_pidns")))
     return {"storages": [s.driver for s in storages]}
 
 
 def _destroy_guest_sandbox(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     tolerate_gone(ctx.agent().destroy_sandbox)
+
+
+def _start_tracing(ctx: OpContext, args: dict) -> dict:
+    ctx.agent().start_tracing()
+    return {"tracing": True}
+
+
+def _stop_tracing_quietly(ctx: OpContext) -> None:
+    """StopTracing where tracing may already be off (FAILED_PRECONDITION) or the guest gone."""
+    try:
+        tolerate_gone(ctx.agent().stop_tracing)
+    except AgentRpcError as exc:
+        if exc.code != "FAILED_PRECONDITION":
+            raise
+
+
+def _start_tracing_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    _stop_tracing_quietly(ctx)
 
 
 # -- stop -----------------------------------------------------------------------------
@@ -165,12 +220,20 @@ def _released_process(ctx: OpContext, role: str) -> dict:
     resource = ctx.state.ledger.get(f"process:{role}")
     if resource is None:
         return {"released": []}
-    host.terminate(identity(resource))
+    grace = STATIC_TRACE_GRACE_S if resource.get("disable_vm_shutdown") else 5.0
+    host.terminate(identity(resource), timeout=grace)
     if role == "guest":
         ctx.runtime.forget_agent(ctx.sandbox_id)
     if os.path.lexists(resource["socket"]):
         os.unlink(resource["socket"])
     return {"released": [resource["key"]], "pid": resource["pid"]}
+
+
+def _stop_tracing(ctx: OpContext, args: dict) -> dict:
+    guest = ctx.state.guest
+    if guest and host.is_alive(identity(guest)):
+        _stop_tracing_quietly(ctx)
+    return {"tracing": False}
 
 
 def _stop_proxy(ctx: OpContext, args: dict) -> dict:
@@ -211,19 +274,42 @@ CREATE = Operation("create_sandbox", "create", (
          _unmount_shared_dir, _plan_share),
 ))
 
-START = Operation("start_sandbox", "start", (
-    Step("start_vm", "VMStarted", _start_vm, _stop_vm_undo, _plan_vm),
-    Step("start_proxy", "ProxyStarted", _start_proxy, _stop_proxy_undo, _plan_proxy),
-    Step("check_agent", "AgentChecked", _check_agent),
-    Step("create_sandbox_in_guest", "GuestSandboxCreated", _create_guest_sandbox,
-         _destroy_guest_sandbox, _plan_guest_sandbox),
-))
+START_TRACING = Step("start_tracing", "TracingStarted", _start_tracing, _start_tracing_undo)
+STOP_TRACING = Step("stop_tracing", "TracingStopped", _stop_tracing)
 
-STOP = Operation("stop_sandbox", "stop", (
-    Step("destroy_sandbox_in_guest", "GuestSandboxDestroyed", _destroy_in_guest),
-    Step("stop_proxy", "ProxyStopped", _stop_proxy),
-    Step("stop_vm", "VMStopped", _stop_vm),
-), on_crash="forward")
+
+def options(conf: RuntimeConfig, config: Mapping) -> dict:
+    """What start/stop include for this sandbox; recorded as the operation's params so
+    recovery rebuilds the same steps whatever the configuration is by then."""
+    trace = trace_settings(conf.agent.trace, conf.agent.trace_mode, conf.agent.trace_type)
+    return {"network": bool(config.get("network")), "tracing": trace.dynamic_tracing}
+
+
+def start(opts: Mapping) -> Operation:
+    """start_sandbox; `setup_network` and `start_tracing` only when `opts` ask for them."""
+    return Operation("start_sandbox", "start", (
+        Step("start_vm", "VMStarted", _start_vm, _stop_vm_undo, _plan_vm),
+        Step("start_proxy", "ProxyStarted", _start_proxy, _stop_proxy_undo, _plan_proxy),
+        Step("check_agent", "AgentChecked", _check_agent),
+        Step("create_sandbox_in_guest", "GuestSandboxCreated", _create_guest_sandbox,
+             _destroy_guest_sandbox, _plan_guest_sandbox),
+        *((SETUP_NETWORK,) if opts.get("network") else ()),
+        *((START_TRACING,) if opts.get("tracing") else ()),
+    ))
+
+
+def stop(opts: Mapping) -> Operation:
+    """stop_sandbox; `stop_tracing` after DestroySandbox when dynamic tracing is on."""
+    return Operation("stop_sandbox", "stop", (
+        Step("destroy_sandbox_in_guest", "GuestSandboxDestroyed", _destroy_in_guest),
+        *((STOP_TRACING,) if opts.get("tracing") else ()),
+        Step("stop_proxy", "ProxyStopped", _stop_proxy),
+        Step("stop_vm", "VMStopped", _stop_vm),
+    ), on_crash="forward")
+
+
+START = start({})
+STOP = stop({})
 
 DELETE = Operation("delete_sandbox", "delete", (
     Step("unmount_container_mounts", "ContainerMountsUnmounted", _unmount_container_mounts),
@@ -240,4 +326,5 @@ RELEASE_LOST = Operation("release_lost_sandbox", None, (
     Step("unmount_shared_dir", "SharedDirUnmounted", _unmount_shared),
 ), on_crash="forward")
 
-__all__ = ["CREATE", "START", "STOP", "DELETE", "RELEASE_LOST"]
+__all__ = ["CREATE", "START", "STOP", "DELETE", "RELEASE_LOST", "kernel_params", "options",
+           "start", "stop"]
