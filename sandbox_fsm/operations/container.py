@@ -1,8 +1,8 @@
 """The container operations, as the seed runs them.
 
-create: bind the rootfs into mounts/<cid>/rootfs, bind each volume into mounts/ under a
-unique name (the OCI mount source rewritten to the guest path), CreateContainer;
-compensations unmount in reverse (the seed's rollbackFailingContainerCreation).
+create: bind the rootfs into mounts/<cid>/rootfs, bind each shared volume into mounts/
+under a unique name, CreateContainer with the seed's spec, storages and devices (see
+`guest_request`); compensations unmount in reverse (rollbackFailingContainerCreation).
 start: StartContainer.  stop (rolls forward): SIGKILL every process, RemoveContainer.
 delete (rolls forward): unmount the container's mounts.  exec / kill: logged operations
 that do not change the container's state.
@@ -13,12 +13,32 @@ from __future__ import annotations
 import os
 import signal
 import uuid
+from collections.abc import Mapping
 from functools import partial
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict, ParseDict
 
 from agent_io import convert
+from agent_io import messages as m
 
 from .. import host
-from ..guestspec.paths import container_root_path
+from ..config import RuntimeConfig
+from ..guestspec.blockdev import block_volume_storage, container_devices, rootfs_storage
+from ..guestspec.constrain import agent_pidns, constrain_spec
+from ..guestspec.mounts import (
+    ephemeral_storages,
+    handle_shm,
+    hugepage_storages,
+    is_host_device,
+    is_system_mount,
+    local_storages,
+    relocate_block_volumes,
+    remove_ignored_mounts,
+    replace_mount_sources,
+    shared_mounts,
+)
+from ..guestspec.paths import container_root_parent, container_root_path
 from ..saga import Operation, Step
 from ..spec import ContainerConfig
 from .context import OpContext, mount_resource, tolerate_gone
@@ -115,14 +135,89 @@ def _unmount_volume(ctx: OpContext, args: dict, outcome: dict | None) -> None:
 
 def _plan_guest_container(ctx: OpContext) -> dict:
     cfg = _config(ctx)
-    volumes = {r.args["destination"]: r.args["target"] for r in ctx.records
+    volumes = {r.args["destination"]: ctx.guest_path(r.args["target"]) for r in ctx.records
                if r.step == "mount_volume" and r.outcome is not None}
-    return {"spec": oci_spec(ctx, cfg, volumes)}
+    return guest_request(cfg, ctx.runtime.config, ctx.sandbox_id, volumes)
 
 
-def oci_spec(ctx: OpContext, cfg: ContainerConfig, volumes: dict[str, str]) -> dict:
-    """The OCI spec the guest gets: the caller's, with the rootfs and volume sources
-    rewritten to their guest paths."""
+# The reference guest agent reports no seccomp support, so seccomp never crosses the wire.
+GUEST_SECCOMP_SUPPORTED = False
+
+
+def oci_mounts(cfg: ContainerConfig) -> list[dict]:
+    """The container's mounts as OCI mounts (host sources, before any rewriting)."""
+    return [{"destination": mnt.destination, "type": mnt.type, "source": mnt.source,
+             "options": [*(["rbind"] if mnt.type == "bind" else []),
+                         "ro" if mnt.readonly else "rw", *mnt.options]}
+            for mnt in cfg.mounts]
+
+
+def _block_destinations(cfg: ContainerConfig) -> frozenset[str]:
+    return frozenset(dest for _, dest in cfg.drives()[2])
+
+
+def shared_volumes(cfg: ContainerConfig) -> list[int]:
+    """Indexes of the mounts the host binds into the shared dir (the seed's rules: bind
+    mounts, not /proc or /sys sources, not /dev/shm, not block volumes, not host devices)."""
+    chosen = {s.destination for s in shared_mounts(
+        cfg.id, oci_mounts(cfg), block_destinations=_block_destinations(cfg),
+        is_regular_file=os.path.isfile)}
+    return [i for i, mnt in enumerate(cfg.mounts) if mnt.destination in chosen]
+
+
+def _ignored_sources(cfg: ContainerConfig) -> frozenset[str]:
+    """Host devices bound in by the caller: the guest never sees them (removeIgnoredOCIMount)."""
+    block = _block_destinations(cfg)
+    return frozenset(
+        mnt.source for mnt in cfg.mounts
+        if mnt.type == "bind" and not is_system_mount(mnt.source)
+        and mnt.destination != "/dev/shm" and mnt.destination not in block
+        and is_host_device(mnt.destination, os.path.isfile))
+
+
+def guest_request(cfg: ContainerConfig, conf: RuntimeConfig, sandbox_id: str,
+                  volumes: Mapping[str, str]) -> dict:
+    """CreateContainer's spec, storages and devices as the seed builds them, as plain data.
+
+    `volumes` maps a shared volume's destination to its guest path. Raises ValueError
+    (GuestSpecError) naming what in `cfg` the rules cannot turn into a request.
+    """
+    driver = conf.hypervisor.block_device_driver
+    rootfs_drive, devices, block_volumes = cfg.drives()
+    storages = []
+    if rootfs_drive is not None:
+        storages.append(rootfs_storage(driver, rootfs_drive, container_root_parent(cfg.id)))
+    mounts = handle_shm(oci_mounts(cfg), conf.hypervisor.shm_size)
+    mounts, ephemeral = ephemeral_storages(mounts)
+    resources = ((cfg.oci or {}).get("linux") or {}).get("resources") or {}
+    mounts, hugepages = hugepage_storages(mounts, resources.get("hugepageLimits") or ())
+    mounts, local = local_storages(mounts, sandbox_id)
+    mounts, drives = relocate_block_volumes(mounts, [
+        block_volume_storage(driver, dev, dest) for dev, dest in block_volumes])
+    mounts = replace_mount_sources(mounts, volumes)
+    mounts = remove_ignored_mounts(mounts, _ignored_sources(cfg))
+    spec, sandbox_pidns = constrain_spec(
+        oci_spec(cfg, mounts), guest_seccomp_enabled=not conf.runtime.disable_guest_seccomp,
+        guest_seccomp_supported=GUEST_SECCOMP_SUPPORTED)
+    shares_agent_pidns, warning = agent_pidns(spec["process"]["env"],
+                                              enabled=conf.runtime.enable_agent_pidns)
+    convert.oci_spec_to_proto(spec)  # a spec the wire cannot carry fails here, named
+    return {
+        "spec": spec,
+        "storages": [_plain(s) for s in (*storages, *ephemeral, *hugepages, *local, *drives)],
+        "devices": [_plain(d) for d in container_devices(driver, [*devices, *block_volumes])],
+        "sandbox_pidns": sandbox_pidns, "agent_pidns": shares_agent_pidns,
+        "warnings": [warning] if warning and not shares_agent_pidns else [],
+    }
+
+
+def _plain(msg: Any) -> dict:
+    return MessageToDict(msg, preserving_proto_field_name=True)
+
+
+def oci_spec(cfg: ContainerConfig, mounts: list[dict]) -> dict:
+    """The OCI spec before the seed's constraints: the caller's, with the process, root
+    (its guest path) and `mounts` (already rewritten to guest paths) filled in."""
     spec = dict(cfg.oci or {})
     spec["ociVersion"] = spec.get("ociVersion", "1.0.2")
     spec["process"] = {
@@ -131,11 +226,7 @@ def oci_spec(ctx: OpContext, cfg: ContainerConfig, volumes: dict[str, str]) -> d
         "user": oci_user(cfg.user)}
     spec["root"] = {"path": container_root_path(cfg.id), "readonly": False}
     spec["hostname"] = cfg.hostname or spec.get("hostname", "")
-    spec["mounts"] = [
-        {"destination": m.destination, "type": "bind",
-         "source": ctx.guest_path(volumes[m.destination]),
-         "options": ["rbind", "ro" if m.readonly else "rw", *m.options]}
-        for m in cfg.mounts]
+    spec["mounts"] = mounts
     spec["annotations"] = {**spec.get("annotations", {}), **cfg.annotations}
     return spec
 
@@ -147,8 +238,15 @@ def oci_user(text: str) -> dict:
 
 
 def _create_guest_container(ctx: OpContext, args: dict) -> dict:
-    ctx.agent().create_container(ctx.container_id, convert.oci_spec_to_proto(args["spec"]))
-    return {"container": ctx.container_id}
+    storages = [ParseDict(s, m.agent.Storage()) for s in args.get("storages", ())]
+    ctx.agent().create_container(
+        ctx.container_id, convert.oci_spec_to_proto(args["spec"]), storages=storages,
+        devices=[ParseDict(d, m.agent.Device()) for d in args.get("devices", ())],
+        sandbox_pidns=bool(args.get("sandbox_pidns")))
+    return {"container": ctx.container_id, "storages": [s.driver for s in storages],
+            "devices": len(args.get("devices", ())),
+            "sandbox_pidns": bool(args.get("sandbox_pidns")),
+            "agent_pidns": bool(args.get("agent_pidns")), "warnings": args.get("warnings", [])}
 
 
 def _remove_guest_container(ctx: OpContext, args: dict, outcome: dict | None) -> None:
@@ -159,7 +257,7 @@ def create(config: ContainerConfig) -> Operation:
     volumes = tuple(
         Step("mount_volume", "VolumeMounted", _mount_volume, _unmount_volume,
              partial(_plan_volume, i))
-        for i in range(len(config.mounts)))
+        for i in shared_volumes(config))
     return Operation("create_container", "create", (
         Step("mount_rootfs", "RootfsMounted", _mount_rootfs, _unmount_rootfs, _plan_rootfs),
         *volumes,
