@@ -49,14 +49,19 @@ class GroupCommitter:
     def submit(self, op: Op) -> Any:
         """Run `op(txn)` in a shared write txn; return its result or raise its error."""
         req = _Request(op)
+        batch: list[_Request] | None = None
         with self._done_cv:
             queue = self._queue
             queue.append(req)
-            if len(queue) >= self._target:
+            if not self._busy and len(queue) == 1 and self._target == 1:  # alone: no handoff
+                self._busy = True
+                self._queue = []
+                batch = queue
+            elif len(queue) >= self._target:
                 self._gather_cv.notify()
-            while self._busy and not req.done:
+            while self._busy and not req.done and batch is None:
                 self._done_cv.wait()
-            if not req.done:
+            if batch is None and not req.done:
                 self._busy = True
                 if len(self._queue) < self._target and self._linger:
                     self._gather_cv.wait_for(lambda: len(self._queue) >= self._target,

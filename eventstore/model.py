@@ -12,9 +12,10 @@ STREAM_EXISTS = "stream_exists"
 ExpectedVersion = int | str
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event to append. `event_id` (uuid string) is generated when None."""
+class NewEvent(NamedTuple):
+    """An event to append. `event_id` (uuid string) is generated when None.
+
+    A tuple, like RecordedEvent, because one is built for every append."""
 
     type: str
     data: dict[str, Any]
@@ -38,8 +39,7 @@ class RecordedEvent(NamedTuple):
     hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """Where an append landed: global positions and the stream's new version."""
 
     first_position: int

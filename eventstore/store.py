@@ -94,7 +94,10 @@ class EventStore:
 
     def _entry(self, stream: str, events: Sequence[NewEvent], expected: object) -> writes.Entry:
         spart = name_part(stream, "stream name")
-        if isinstance(events, NewEvent) or not isinstance(events, Sequence) or not events:
+        if isinstance(events, NewEvent):
+            raise ValueError(f"append to stream {stream!r} needs a non-empty list of NewEvent, "
+                             "got a single NewEvent")
+        if events.__class__ not in (list, tuple) or not events:
             raise ValueError(f"append to stream {stream!r} needs a non-empty list of NewEvent")
         encoded = [encode_event(e, i, stream) for i, e in enumerate(events)]
         if len({e.id_bytes for e in encoded}) != len(encoded):
