@@ -76,6 +76,12 @@ def missing_volume(rt: Runtime, tmp: Path) -> object:
         id=CID, mounts=(Mount(str(tmp / "no-volume"), "/data"),)))
 
 
+def with_volume(rt: Runtime, tmp: Path) -> object:
+    (tmp / "vol").mkdir()
+    return rt.create_container(SID, ContainerConfig(id=CID, mounts=(Mount(str(tmp / "vol"),
+                                                                         "/data"),)))
+
+
 def plant_symlinked_target(run: Path, tmp: Path) -> None:
     (tmp / "elsewhere").mkdir()
     os.symlink(tmp / "elsewhere", run / "sandboxes" / SID / "mounts" / CID)
@@ -111,6 +117,12 @@ CASES = {
                             "create_container", "create_container_in_guest", ["RootfsMounted"],
                             ["create_container_in_guest", "mount_rootfs"],
                             fail("CreateContainer")),
+    "CreateContainer-volume-ns": Case(running, with_volume, "create_container",
+                                      "create_container_in_guest",
+                                      ["RootfsMounted", "VolumeMounted"],
+                                      ["create_container_in_guest", "mount_volume",
+                                       "mount_rootfs"], fail("CreateContainer"),
+                                      driver="namespaces"),
     "StartContainer": Case(with_container, lambda rt, t: rt.start_container(SID, CID),
                            "start_container", "start_container_in_guest", [],
                            ["start_container_in_guest"], fail("StartContainer")),
@@ -119,6 +131,8 @@ CASES = {
     "SignalProcess": Case(with_running_container, lambda rt, t: rt.stop_container(SID, CID),
                           "stop_container", "signal_container", [], [],
                           fail("SignalProcess")),
+    "SignalProcess-kill": Case(with_running_container, lambda rt, t: rt.kill(SID, CID, 15),
+                               "kill", "signal_process", [], [], fail("SignalProcess")),
     "DestroySandbox": Case(running, lambda rt, t: rt.stop_sandbox(SID), "stop_sandbox",
                            "destroy_sandbox_in_guest", [], [], fail("DestroySandbox")),
     # host steps
