@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from ..saga import Operation, Step, step_names
 from ..spec import ContainerConfig, Mount
-from . import container, sandbox
+from . import container, guest, sandbox
 from .sandbox import RELEASE_LOST
 
 _FIXED: dict[str, Operation] = {op.name: op for op in (
     sandbox.CREATE, sandbox.START, sandbox.STOP, sandbox.DELETE, RELEASE_LOST,
-    container.START, container.STOP, container.DELETE, container.EXEC, container.KILL)}
+    container.START, container.STOP, container.DELETE, container.EXEC, container.KILL,
+    *guest.SANDBOX_OPERATIONS, *guest.CONTAINER_OPERATIONS)}
 
 
 def operation_for(name: str, params: dict) -> Operation:
     """The operation as it was when `OperationStarted` recorded `name` and `params`."""
     if name == "create_container":
         return container.create(ContainerConfig.from_dict(params["config"]))
+    if name == "start_sandbox":
+        return sandbox.start(params)
+    if name == "stop_sandbox":
+        return sandbox.stop(params)
     return _FIXED[name]
 
 
 def steps() -> dict[str, list[str]]:
     """Every operation with its ordered step names, compensations (`<step>.undo`) last.
 
-    create_container is shown with one volume (its `mount_volume` step repeats per volume).
+    create_container is shown with one volume (its `mount_volume` step repeats per volume);
+    start/stop_sandbox without their optional network and tracing steps.
     """
     sample = container.create(ContainerConfig(id="c", mounts=(Mount("/src", "/dst"),)))
     return {op.name: step_names(op) for op in (*_FIXED.values(), sample)}

@@ -1,0 +1,244 @@
+"""Operations on a running sandbox and its containers: each one step, each logged.
+
+pause/resume (containers and the whole sandbox) are transitions whose compensation is the
+opposite rpc. The rest leave the state as it is: updates and copies roll forward after a
+crash (running them again is harmless); reads roll back (there is nothing to undo).
+A read records a short summary; its full answer goes back to the caller through
+`Runtime.reply`, keyed by the `request` id in the operation's params.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+
+from agent_io import AgentRpcError, convert
+
+from ..saga import Operation, Step
+from .context import OpContext
+
+
+def _single(name: str, step: str, event: str, action: Callable[[OpContext, dict], dict], *,
+            trigger: str | None = None,
+            undo: Callable[[OpContext, dict, dict | None], None] | None = None,
+            plan: Callable[[OpContext], dict] | None = None, forward: bool = False) -> Operation:
+    return Operation(name, trigger, (Step(step, event, action, undo, plan),),
+                     on_crash="forward" if forward else "rollback")
+
+
+def _tolerating(call: Callable[[], object], code: str) -> None:
+    """Run an rpc whose effect may already be in place (the agent answers `code`)."""
+    try:
+        call()
+    except AgentRpcError as exc:
+        if exc.code != code:
+            raise
+
+
+def _reply(ctx: OpContext, value: object) -> None:
+    ctx.runtime.reply(ctx.params["request"], value)
+
+
+# -- containers: pause / resume ----------------------------------------------------------
+
+def _pause(ctx: OpContext, args: dict) -> dict:
+    ctx.agent().pause_container(ctx.container_id)
+    return {"container": ctx.container_id}
+
+
+def _resume(ctx: OpContext, args: dict) -> dict:
+    ctx.agent().resume_container(ctx.container_id)
+    return {"container": ctx.container_id}
+
+
+def _pause_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    _tolerating(lambda: ctx.agent().resume_container(ctx.container_id), "FAILED_PRECONDITION")
+
+
+def _resume_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    _tolerating(lambda: ctx.agent().pause_container(ctx.container_id), "FAILED_PRECONDITION")
+
+
+PAUSE_CONTAINER = _single("pause_container", "pause_container_in_guest", "ContainerPaused",
+                          _pause, trigger="pause", undo=_pause_undo)
+RESUME_CONTAINER = _single("resume_container", "resume_container_in_guest",
+                           "ContainerResumed", _resume, trigger="resume", undo=_resume_undo)
+
+
+# -- the sandbox: pause / resume every container -------------------------------------------
+
+def _plan_running(ctx: OpContext) -> dict:
+    """The containers the sandbox's pause freezes (and its resume thaws): those the log
+    says are running; a container paused on its own stays paused."""
+    return {"containers": sorted(c.id for c in ctx.state.containers.values()
+                                 if c.state == "running")}
+
+
+def _each(ctx: OpContext, cids: list[str], rpc: str, tolerate: bool) -> None:
+    for cid in cids:
+        call = getattr(ctx.agent(), rpc)
+        if tolerate:
+            _tolerating(lambda c=cid, f=call: f(c), "FAILED_PRECONDITION")
+        else:
+            call(cid)
+
+
+def _pause_all(ctx: OpContext, args: dict) -> dict:
+    _each(ctx, args["containers"], "pause_container", tolerate=False)
+    return {"containers": args["containers"]}
+
+
+def _resume_all(ctx: OpContext, args: dict) -> dict:
+    _each(ctx, args["containers"], "resume_container", tolerate=False)
+    return {"containers": args["containers"]}
+
+
+def _pause_all_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    _each(ctx, args["containers"], "resume_container", tolerate=True)
+
+
+def _resume_all_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    _each(ctx, args["containers"], "pause_container", tolerate=True)
+
+
+PAUSE_SANDBOX = _single("pause_sandbox", "pause_containers", "SandboxPaused", _pause_all,
+                        trigger="pause", undo=_pause_all_undo, plan=_plan_running)
+RESUME_SANDBOX = _single("resume_sandbox", "resume_containers", "SandboxResumed", _resume_all,
+                         trigger="resume", undo=_resume_all_undo, plan=_plan_running)
+
+
+# -- containers: update, stdio, reads ---------------------------------------------------------
+
+def _update(ctx: OpContext, args: dict) -> dict:
+    resources = convert.oci_spec_to_proto(
+        {"linux": {"resources": ctx.params["resources"]}}).Linux.Resources
+    ctx.agent().update_container(ctx.container_id, resources)
+    return {"container": ctx.container_id}
+
+
+def _exec_id(ctx: OpContext) -> str:
+    return ctx.params.get("exec_id") or ctx.container_id or ""
+
+
+def _resize(ctx: OpContext, args: dict) -> dict:
+    rows, columns = ctx.params["rows"], ctx.params["columns"]
+    ctx.agent().tty_win_resize(ctx.container_id, _exec_id(ctx), rows, columns)
+    return {"container": ctx.container_id, "exec_id": _exec_id(ctx), "rows": rows,
+            "columns": columns}
+
+
+def _close_stdin(ctx: OpContext, args: dict) -> dict:
+    ctx.agent().close_stdin(ctx.container_id, _exec_id(ctx))
+    return {"container": ctx.container_id, "exec_id": _exec_id(ctx)}
+
+
+def _stats(ctx: OpContext, args: dict) -> dict:
+    stats = ctx.agent().stats_container(ctx.container_id).cgroup_stats
+    cpu, mem, pids = (stats.cpu_stats.cpu_usage, stats.memory_stats.usage,
+                      stats.pids_stats)
+    figures = {"cpu_total_ns": cpu.total_usage, "cpu_user_ns": cpu.usage_in_usermode,
+               "cpu_kernel_ns": cpu.usage_in_kernelmode, "memory_usage": mem.usage,
+               "memory_limit": mem.limit, "pids_current": pids.current,
+               "pids_limit": pids.limit}
+    _reply(ctx, figures)
+    return {"container": ctx.container_id, **figures}
+
+
+def _list_processes(ctx: OpContext, args: dict) -> dict:
+    fmt = ctx.params["format"]
+    table = ctx.agent().list_processes(ctx.container_id, fmt, ctx.params.get("args") or ())
+    _reply(ctx, table)
+    return {"container": ctx.container_id, "format": fmt, "bytes": len(table)}
+
+
+UPDATE_CONTAINER = _single("update_container", "update_container_in_guest", "ContainerUpdated",
+                           _update, forward=True)
+RESIZE_TTY = _single("resize_tty", "resize_tty", "TtyResized", _resize, forward=True)
+CLOSE_STDIN = _single("close_stdin", "close_stdin", "StdinClosed", _close_stdin, forward=True)
+STATS_CONTAINER = _single("stats_container", "read_stats", "StatsRead", _stats)
+LIST_PROCESSES = _single("list_processes", "list_processes", "ProcessesListed", _list_processes)
+
+
+# -- the guest machine ----------------------------------------------------------------------
+
+def _guest_details(ctx: OpContext, args: dict) -> dict:
+    details = ctx.agent().get_guest_details()
+    _reply(ctx, details)
+    return {"version": details.agent_details.version,
+            "mem_block_size": details.mem_block_size_bytes,
+            "mem_hotplug_probe": details.support_mem_hotplug_probe}
+
+
+def _online(ctx: OpContext, args: dict) -> dict:
+    p = ctx.params
+    ctx.agent().online_cpu_mem(p["cpus"], wait=p["wait"], cpu_only=p["cpu_only"])
+    return {"cpus": p["cpus"], "cpu_only": p["cpu_only"]}
+
+
+def _plan_hotplug(ctx: OpContext) -> dict:
+    section = ctx.runtime.config.hypervisor.memory_section_size_mb
+    return {"addr": ctx.params["addr"], "size_mb": ctx.params["size_mb"], "section_mb": section}
+
+
+def _hotplug(ctx: OpContext, args: dict) -> dict:
+    ctx.agent().mem_hotplug_by_probe(args["addr"], args["size_mb"], args["section_mb"])
+    return {"addr": args["addr"], "sections": args["size_mb"] // args["section_mb"]}
+
+
+def _reseed(ctx: OpContext, args: dict) -> dict:
+    data = os.urandom(ctx.params["bytes"])
+    ctx.agent().reseed_random_dev(data)
+    return {"bytes": len(data)}
+
+
+def _set_time(ctx: OpContext, args: dict) -> dict:
+    when = datetime.fromisoformat(ctx.params["time"])
+    ctx.agent().set_guest_date_time(when)
+    return {"time": ctx.params["time"]}
+
+
+def _copy(ctx: OpContext, args: dict) -> dict:
+    src, dst = ctx.params["src"], ctx.params["dst"]
+    ctx.agent().copy_file(src, dst)
+    return {"src": src, "dst": dst, "size": os.stat(src).st_size}
+
+
+def _interfaces(ctx: OpContext, args: dict) -> dict:
+    found = [convert.interface_from_proto(i) for i in ctx.agent().list_interfaces()]
+    _reply(ctx, found)
+    return {"interfaces": [i.name for i in found]}
+
+
+def _routes(ctx: OpContext, args: dict) -> dict:
+    found = [convert.route_from_proto(r) for r in ctx.agent().list_routes()]
+    _reply(ctx, found)
+    return {"routes": len(found)}
+
+
+GUEST_DETAILS = _single("guest_details", "get_guest_details", "GuestDetailsRead",
+                        _guest_details)
+ONLINE_CPU_MEM = _single("online_cpu_mem", "online_cpu_mem", "CPUMemOnlined", _online,
+                         forward=True)
+HOTPLUG_MEMORY = _single("hotplug_memory", "mem_hotplug_by_probe", "MemoryHotplugged",
+                         _hotplug, plan=_plan_hotplug, forward=True)
+RESEED_RNG = _single("reseed_rng", "reseed_random_dev", "RNGReseeded", _reseed, forward=True)
+SET_GUEST_TIME = _single("set_guest_time", "set_guest_date_time", "GuestTimeSet", _set_time,
+                         forward=True)
+COPY_FILE = _single("copy_file", "copy_file", "FileCopied", _copy, forward=True)
+LIST_INTERFACES = _single("list_interfaces", "list_interfaces", "InterfacesListed",
+                          _interfaces)
+LIST_ROUTES = _single("list_routes", "list_routes", "RoutesListed", _routes)
+
+SANDBOX_OPERATIONS = (PAUSE_SANDBOX, RESUME_SANDBOX, GUEST_DETAILS, ONLINE_CPU_MEM,
+                      HOTPLUG_MEMORY, RESEED_RNG, SET_GUEST_TIME, COPY_FILE, LIST_INTERFACES,
+                      LIST_ROUTES)
+CONTAINER_OPERATIONS = (PAUSE_CONTAINER, RESUME_CONTAINER, UPDATE_CONTAINER, RESIZE_TTY,
+                        CLOSE_STDIN, STATS_CONTAINER, LIST_PROCESSES)
+
+__all__ = [
+    "CLOSE_STDIN", "CONTAINER_OPERATIONS", "COPY_FILE", "GUEST_DETAILS", "HOTPLUG_MEMORY",
+    "LIST_INTERFACES", "LIST_PROCESSES", "LIST_ROUTES", "ONLINE_CPU_MEM", "PAUSE_CONTAINER",
+    "PAUSE_SANDBOX", "RESEED_RNG", "RESIZE_TTY", "RESUME_CONTAINER", "RESUME_SANDBOX",
+    "SANDBOX_OPERATIONS", "SET_GUEST_TIME", "STATS_CONTAINER", "UPDATE_CONTAINER",
+]
