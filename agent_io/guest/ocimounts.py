@@ -13,6 +13,9 @@ from pathlib import Path
 from agent_io.guest.paths import GuestPaths, confined
 from agent_io.guest.storage import Prepared, Storages
 
+# A local volume keeps its type; its source is the directory the local storage made.
+BOUND_TYPES = ("bind", "local")
+
 
 def oci_binds(oci, root: Path, paths: GuestPaths, storages: Storages,
               where: str) -> list[Prepared]:
@@ -20,14 +23,14 @@ def oci_binds(oci, root: Path, paths: GuestPaths, storages: Storages,
     done: list[Prepared] = []
     try:
         for mnt in oci.Mounts:
-            options = set(mnt.Options)
-            if mnt.Type != "bind" and not options & {"bind", "rbind"}:
+            options = set(mnt.options)
+            if mnt.type not in BOUND_TYPES and not options & {"bind", "rbind"}:
                 continue
-            what = f"{where}: mount {mnt.Destination!r}"
-            source = paths.host(mnt.Source, f"{what} source")
+            what = f"{where}: mount {mnt.destination!r}"
+            source = paths.host(mnt.source, f"{what} source")
             if not source.exists():
                 continue
-            target = confined(root, mnt.Destination, f"{what} destination")
+            target = confined(root, mnt.destination, f"{what} destination")
             done.append(storages.bind(source, target, "ro" in options, what))
     except BaseException:
         storages.release(done)
