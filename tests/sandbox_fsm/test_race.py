@@ -34,6 +34,8 @@ CONTENDER = textwrap.dedent("""
     from sandbox_fsm.errors import SandboxError
     from sandbox_fsm.spec import ContainerConfig
     rt = Runtime.open(sys.argv[1], sys.argv[2], sys.argv[3])
+    print("ready", flush=True)
+    sys.stdin.readline()    # go: the other process is inside its operation now
     try:
         rt.create_container(sys.argv[4], ContainerConfig(id="other", args=("true",)))
     except SandboxError as exc:
@@ -56,7 +58,7 @@ def wait_for_step(rt, step: str, timeout: float = 10.0) -> None:
 def test_second_process_gets_conflict(open_rt, dirs, tmp_path: Path,  # noqa: F811
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_VAR, json.dumps(
-        [{"rpc": "CreateContainer", "nth": 1, "action": "delay", "seconds": 2.0}]))
+        [{"rpc": "CreateContainer", "nth": 1, "action": "delay", "seconds": 1.0}]))
     rt = open_rt("process")
     rt.create_sandbox(SandboxConfig(id=SID))
     rt.start_sandbox(SID)
@@ -68,20 +70,25 @@ def test_second_process_gets_conflict(open_rt, dirs, tmp_path: Path,  # noqa: F8
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
+    config = tmp_path / "process.toml"
+    config.write_text('[hypervisor]\ndriver = "process"\n')
+    b = subprocess.Popen(
+        [sys.executable, "-c", CONTENDER, str(dirs[0]), str(dirs[1]), str(config), SID],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     a = threading.Thread(target=operate)
-    a.start()
     try:
+        assert b.stdout.readline() == "ready\n", b.stderr.read()
+        a.start()
         wait_for_step(rt, "create_container_in_guest")
-        config = tmp_path / "process.toml"
-        config.write_text('[hypervisor]\ndriver = "process"\n')
-        b = subprocess.run(
-            [sys.executable, "-c", CONTENDER, str(dirs[0]), str(dirs[1]), str(config), SID],
-            capture_output=True, text=True, timeout=60)
+        out, err = b.communicate("go\n", timeout=60)
     finally:
-        a.join(timeout=30)
+        b.kill()
+        b.wait()
+        if a.ident is not None:
+            a.join(timeout=30)
     assert not errors
-    assert b.returncode == Conflict.exit_code, b.stdout + b.stderr
-    assert b.stdout.startswith("Conflict") and SID in b.stdout and "create_container" in b.stdout
+    assert b.returncode == Conflict.exit_code, out + err
+    assert out.startswith("Conflict") and SID in out and "create_container" in out
 
     events = rt.events(SID)
     state = project(events, SID)
