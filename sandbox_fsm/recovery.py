@@ -13,7 +13,9 @@ Every action is an event, so a crash during recovery resumes where it stopped; a
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -102,32 +104,49 @@ class RecoveryReport:
 
 
 def recover(rt: Runtime, *, dry_run: bool = False, step_timeout: float = 30.0,
-            sandbox_timeout: float | None = None) -> RecoveryReport:
+            sandbox_timeout: float | None = None, parallel: int = 8) -> RecoveryReport:
     """Recover every sandbox of the log; see the module docstring.
 
+    Up to `parallel` sandboxes are recovered at once, each on its own daemon thread.
     Agent rpcs get deadlines of at most `step_timeout`; a sandbox whose recovery takes
     longer than `sandbox_timeout` (default 4 x step_timeout: an unmount that blocks, say)
-    is left to its worker thread and reported with what it still holds.
+    is left to its thread and reported with what it still holds; the others go on.
     """
     limit = sandbox_timeout if sandbox_timeout is not None else step_timeout * 4
     report = RecoveryReport(dry_run)
-    for sandbox_id in _candidates(rt, report):
-        result = SandboxRecovery(sandbox_id)
-        worker = threading.Thread(target=_guarded, args=(rt, result, dry_run, step_timeout),
-                                  name=f"recover-{sandbox_id}", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
-            result.timed_out = True
-            result.error = (f"recovery of sandbox {sandbox_id!r} did not finish within "
-                            f"{limit:g}s (its worker goes on in the background)")
-            try:
-                result.held = rt.state(sandbox_id).held()
-            except SandboxError:
-                pass
-        if result.found or result.done or result.error:
-            report.sandboxes.append(result)
+    todo = _candidates(rt, report)
+    todo.reverse()
+    results: list[SandboxRecovery] = []
+    finished: queue.SimpleQueue[SandboxRecovery] = queue.SimpleQueue()
+    active: dict[str, float] = {}  # sandbox id -> deadline
+    while todo or active:
+        while todo and len(active) < max(1, parallel):
+            result = SandboxRecovery(todo.pop())
+            threading.Thread(target=_guarded, args=(rt, result, dry_run, step_timeout, finished),
+                             name=f"recover-{result.id}", daemon=True).start()
+            results.append(result)
+            active[result.id] = time.monotonic() + limit
+        try:
+            active.pop(finished.get(timeout=max(0.0, min(active.values()) - time.monotonic())
+                                    ).id, None)
+        except queue.Empty:
+            now = time.monotonic()
+            for result in results:
+                if active.get(result.id, now + 1) <= now:
+                    del active[result.id]
+                    _timed_out(rt, result, limit)
+    report.sandboxes = [r for r in results if r.found or r.done or r.error]
     return report
+
+
+def _timed_out(rt: Runtime, result: SandboxRecovery, limit: float) -> None:
+    result.timed_out = True
+    result.error = (f"recovery of sandbox {result.id!r} did not finish within {limit:g}s "
+                    f"(its thread goes on in the background)")
+    try:
+        result.held = rt.state(result.id).held()
+    except SandboxError as exc:
+        result.error += f"; its state could not be read: {exc}"
 
 
 def _candidates(rt: Runtime, report: RecoveryReport) -> list[str]:
@@ -146,7 +165,8 @@ def _candidates(rt: Runtime, report: RecoveryReport) -> list[str]:
     return out
 
 
-def _guarded(rt: Runtime, result: SandboxRecovery, dry_run: bool, step_timeout: float) -> None:
+def _guarded(rt: Runtime, result: SandboxRecovery, dry_run: bool, step_timeout: float,
+             finished: queue.SimpleQueue[SandboxRecovery]) -> None:
     try:
         with rt._lock(result.id):
             _recover_sandbox(rt, result, dry_run, step_timeout)
@@ -154,6 +174,8 @@ def _guarded(rt: Runtime, result: SandboxRecovery, dry_run: bool, step_timeout: 
             result.state, result.held = state.state, state.held()
     except Exception as exc:  # reported per sandbox; the others go on
         result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        finished.put(result)
 
 
 def _recover_sandbox(rt: Runtime, result: SandboxRecovery, dry_run: bool,
