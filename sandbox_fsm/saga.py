@@ -100,9 +100,10 @@ class CrashKnob:
         self.nth = 1
         self.seen = 0
         if spec:
-            where, _, nth = spec.partition("#")
+            where, mark, nth = spec.partition("#")
             step, _, when = where.partition(":")
-            if not step or when not in ("before", "after") or (nth and not nth.isdigit()):
+            bad_nth = mark and not (nth.isdigit() and int(nth) >= 1)
+            if not step or when not in ("before", "after") or bad_nth:
                 raise ValueError(
                     f"{CRASH_ENV}={spec!r}: expected '<step>:<before|after>[#N]'")
             self.step, self.when, self.nth = step, when, int(nth or 1)
