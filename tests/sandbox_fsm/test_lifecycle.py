@@ -52,6 +52,13 @@ class HostView:
     def mounts(self) -> list[str]:
         return sorted(m.mount_point for m in mounts_under(self.run))
 
+    def mounts_seen_by(self, pid: int) -> list[str]:
+        """Mounts under the runtime dir in pid's mount namespace (a namespaced guest's)."""
+        with open(f"/proc/{pid}/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        root = str(self.run)
+        return sorted(p for p in points if p == root or p.startswith(root + "/"))
+
     def pids(self) -> list[int]:
         return sorted(p.pid for p in find_by_cmdline(str(self.run)))
 

@@ -179,6 +179,8 @@ def test_step_failure_rolls_back(name: str, open_rt, dirs, tmp_path: Path,  # no
     if case.plant:
         case.plant(dirs[1], tmp_path)
     before_state, before_host = comparable(rt), view.snapshot()
+    guest = rt.state(SID).guest if before_state["state"] != "new" else None
+    guest_view = view.mounts_seen_by(guest["pid"]) if guest else None
     before_events = len(list(rt.store.read_all()))
     outside = tmp_path / "elsewhere"
     elsewhere = sorted(os.listdir(outside)) if outside.exists() else None
@@ -208,6 +210,8 @@ def test_step_failure_rolls_back(name: str, open_rt, dirs, tmp_path: Path,  # no
     mounts, pids, files = view.snapshot()
     assert (mounts, pids) == before_host[:2]
     assert before_host[2] - case.planted <= files <= before_host[2], files ^ before_host[2]
+    if guest_view is not None and case.driver == "namespaces":
+        assert view.mounts_seen_by(guest["pid"]) == guest_view
     if elsewhere is not None:
         assert sorted(os.listdir(outside)) == elsewhere, f"{outside} was written to"
     assert rt.store.verify().ok
