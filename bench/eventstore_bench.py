@@ -202,6 +202,17 @@ def read_raw(path: str) -> float:
     return elapsed
 
 
+def filesystem_of(path: str) -> str:
+    """Type of the filesystem holding `path` (longest matching mount point)."""
+    best, fstype = "", "unknown"
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            _, mount, kind, *_ = line.split()
+            if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
+                best, fstype = mount, kind
+    return fstype
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller sizes; under 60 s")
@@ -211,6 +222,11 @@ def main() -> None:
     n_single = 200 if args.quick else 600
     per_thread = (60, 20) if args.quick else (200, 60)
     n_read = 200_000 if args.quick else 1_000_000
+    fstype = filesystem_of(os.path.realpath(args.dir))
+    if fstype in ("tmpfs", "ramfs"):
+        raise SystemExit(f"eventstore_bench: {args.dir} is on {fstype}; durable figures need a "
+                         "disk (use --dir)")
+    print(f"temp dir under {args.dir} ({fstype}); repetitions: {reps}")
     root = tempfile.mkdtemp(prefix="sbx-eventstore-bench-", dir=args.dir)
     try:
         value = sample_value(root)
@@ -254,7 +270,7 @@ def main() -> None:
         goal = targets.get(key)
         mark = "" if goal is None or val is None else (" ok" if val >= goal else " MISS")
         print(f"{key:32} {shown:>14} {'' if goal is None else f'>={goal}':>8}{mark}")
-    print(json.dumps({"bench": "eventstore", "quick": args.quick, **fig}))
+    print(json.dumps({"bench": "eventstore", "quick": args.quick, "fs": fstype, **fig}))
 
 
 if __name__ == "__main__":

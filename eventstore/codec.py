@@ -1,14 +1,14 @@
 """Record layout: validation, encoding and lazy decoding of stored event values.
 
-A stored value is::
+A stored value is ``hash[32]`` followed by one msgpack array::
 
-    hash[32] | u16 len | type | u16 len | stream | msgpack [version, event_id,
-                                                          recorded_at, schema, data, metadata]
+    [type, stream, version, event_id, recorded_at, schema, data, metadata]
 
-Type and stream are plain bytes at known offsets, so filters compare bytes and never
-unpack the payload; the msgpack array puts the small header fields first, so a streaming
-Unpacker reads them without touching data (`header_of`), while a full read costs a
-single `unpackb`. The hash covers ``prev_hash | position | value[32:]``.
+Type and stream are short msgpack strings (at most 200 bytes: fixstr or str8) right
+after the array header at offset 32, so filters compare raw bytes and never unpack a
+record they skip; the other header fields come before data, so a streaming Unpacker
+reads them without touching data (`header_of`); a full read is one `unpackb`.
+The hash covers ``prev_hash | position | value[32:]``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from .errors import StoreCorrupted
 from .model import NewEvent, RecordedEvent
 
 POS = struct.Struct(">Q")
-U16 = struct.Struct(">H")
 HASH_LEN = 32
 GENESIS = bytes(HASH_LEN)
 MAX_NAME_BYTES = 200
@@ -40,9 +39,9 @@ _unpackb = msgpack.unpackb
 _sha256 = hashlib.sha256
 _getrandbits = random.getrandbits  # seeded from os.urandom per process
 _LOW62 = (1 << 62) - 1
-_ARRAY6 = b"\x96"  # msgpack fixarray header, 6 elements
+_ARRAY8 = b"\x98"  # msgpack fixarray header, 8 elements
 _NAMES_CACHED = 4096
-_names: dict[str, bytes] = {}  # validated names -> length-prefixed bytes (GIL-atomic ops)
+_names: dict[str, bytes] = {}  # validated name -> msgpack str (dict ops are GIL-atomic)
 
 
 class Encoded:
@@ -53,12 +52,12 @@ class Encoded:
     def __init__(self, id_bytes: bytes, event_id: str, type_part: bytes, tail: bytes) -> None:
         self.id_bytes = id_bytes
         self.event_id = event_id
-        self.type_part = type_part
+        self.type_part = type_part  # msgpack str
         self.tail = tail  # packed event_id, recorded_at, schema, data, metadata
 
 
 def name_part(name: object, what: str) -> bytes:
-    """Length-prefixed UTF-8 of a stream name or event type, after checking it."""
+    """A stream name or event type as a msgpack str, after checking it."""
     cached = _names.get(name) if name.__class__ is str else None
     if cached is not None:
         return cached
@@ -73,13 +72,18 @@ def name_part(name: object, what: str) -> bytes:
         raise ValueError(f"{what} {name!r} contains NUL")
     if len(_names) >= _NAMES_CACHED:
         _names.clear()
-    part = _names[name] = U16.pack(len(raw)) + raw
+    part = _names[name] = _packb(name)
     return part
 
 
 def stream_key(stream: object) -> bytes:
-    """The stream name as index-key bytes (validated)."""
-    return name_part(stream, "stream name")[2:]
+    """The stream name as index-key bytes (validated UTF-8)."""
+    return _name_bytes(name_part(stream, "stream name"))
+
+
+def _name_bytes(part: bytes) -> bytes:
+    """UTF-8 bytes inside a packed name (fixstr: 1 byte header, str8: 2)."""
+    return part[1:] if part[0] < 0xC0 else part[2:]
 
 
 def new_event_id() -> tuple[bytes, str]:
@@ -138,7 +142,7 @@ def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
 
 def record_body(enc: Encoded, stream_part: bytes, version: int) -> bytes:
     """The stored value without its hash: the canonical bytes the chain covers."""
-    return b"".join((enc.type_part, stream_part, _ARRAY6, _packb(version), enc.tail))
+    return b"".join((_ARRAY8, enc.type_part, stream_part, _packb(version), enc.tail))
 
 
 def chain_hash(prev: bytes, position: int, body: bytes | memoryview) -> bytes:
@@ -150,16 +154,25 @@ def chain_hash(prev: bytes, position: int, body: bytes | memoryview) -> bytes:
 
 
 def type_prefixes(types: object) -> tuple[bytes, ...]:
-    """Byte prefixes (at offset 32) of records whose type is one of `types`."""
+    """Byte prefixes (at offset 33) of records whose type is one of `types`."""
     if isinstance(types, str):
         types = [types]
     return tuple(name_part(t, "type filter") for t in types)  # type: ignore[union-attr]
 
 
+def _after_name(value: bytes, off: int) -> tuple[int, int]:
+    """(start, length) of the UTF-8 bytes of the packed name at `off`."""
+    head = value[off]
+    if head < 0xC0:  # fixstr
+        return off + 1, head & 0x1F
+    return off + 2, value[off + 1]  # str8
+
+
 def stream_startswith(value: bytes, prefix: bytes) -> bool:
     """True when the record's stream name starts with `prefix` (UTF-8 bytes)."""
-    off = 34 + (value[32] << 8 | value[33])
-    return (value[off] << 8 | value[off + 1]) >= len(prefix) and value.startswith(prefix, off + 2)
+    start, n = _after_name(value, 33)
+    start, n = _after_name(value, start + n)
+    return n >= len(prefix) and value.startswith(prefix, start)
 
 
 _new_recorded = tuple.__new__
@@ -168,11 +181,7 @@ _new_recorded = tuple.__new__
 def decode(position: int, value: bytes, upcasters: Upcasters) -> RecordedEvent:
     """Full decode of a stored value; any damage becomes StoreCorrupted(position)."""
     try:
-        a = 34 + (value[32] << 8 | value[33])
-        b = a + 2 + (value[a] << 8 | value[a + 1])
-        version, event_id, recorded_at, schema, data, meta = _unpackb(value[b:])
-        etype = value[34:a].decode()
-        stream = value[a + 2 : b].decode()
+        etype, stream, version, event_id, recorded_at, schema, data, meta = _unpackb(value[32:])
         if data.__class__ is not dict or meta.__class__ is not dict:
             raise ValueError("data or metadata is not a map")
     except Exception as exc:  # noqa: BLE001 - any decode failure means a damaged record
@@ -191,13 +200,12 @@ def decode(position: int, value: bytes, upcasters: Upcasters) -> RecordedEvent:
 def header_of(position: int, value: bytes) -> tuple[str, int]:
     """(stream, version) of a stored value, without unpacking data or metadata."""
     try:
-        a = 34 + U16.unpack_from(value, 32)[0]
-        b = a + 2 + U16.unpack_from(value, a)[0]
         unpacker = msgpack.Unpacker()
-        unpacker.feed(value[b:])
-        if unpacker.read_array_header() != 6:
-            raise ValueError("record is not a 6-element array")
-        return value[a + 2 : b].decode("utf-8"), unpacker.unpack()
+        unpacker.feed(value[32:])
+        if unpacker.read_array_header() != 8:
+            raise ValueError("record is not an 8-element array")
+        unpacker.skip()
+        return unpacker.unpack(), unpacker.unpack()
     except Exception as exc:  # noqa: BLE001 - any decode failure means a damaged record
         raise StoreCorrupted(
             f"record at position {position} has a damaged header: {exc!r}", position) from None

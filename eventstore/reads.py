@@ -13,7 +13,7 @@ from .lmdbenv import Env
 from .model import RecordedEvent
 from .writes import stream_version
 
-CHUNK = 2048
+CHUNK = 128  # small enough that a chunk stays in L2 while it is decoded
 _SNAPSHOT_RETRIES = 50
 
 
@@ -27,9 +27,9 @@ def read_chunk(env: Env, start: int, limit: int) -> list[bytes]:
         values = list(islice(cur.iternext(keys=False, values=True), limit))
         last = cur.key() or (cur.last() and cur.key())  # iterator ran off the end
         if first != start or POS.unpack(last)[0] - first + 1 != len(values):
-            raise StoreCorrupted(f"positions are not gapless after {start}: "
-                                 f"{_first_gap(txn, env, start)} is missing",
-                                 _first_gap(txn, env, start))
+            gap = _first_gap(txn, env, start)
+            raise StoreCorrupted(f"positions are not gapless after {start}: {gap} is missing",
+                                 gap)
         return values
 
 
@@ -78,12 +78,13 @@ def read_all(env: Env, upcasters: Upcasters, from_position: int, to_position: in
     """Events by position; filters compare raw bytes and skip non-matching payloads."""
     prefixes = type_prefixes(types) if types is not None else None
     sprefix = stream_prefix.encode("utf-8") if stream_prefix else None
-    for pos, values in _chunks(env, max(from_position, 0), to_position):
-        if prefixes is None and sprefix is None:
+    if prefixes is None and sprefix is None:
+        for pos, values in _chunks(env, max(from_position, 0), to_position):
             yield from map(decode, range(pos, pos + len(values)), values, repeat(upcasters))
-            continue
+        return
+    for pos, values in _chunks(env, max(from_position, 0), to_position):
         for i, value in enumerate(values):
-            if prefixes is not None and not value.startswith(prefixes, HASH_LEN):
+            if prefixes is not None and not value.startswith(prefixes, HASH_LEN + 1):
                 continue
             if sprefix is not None and not stream_startswith(value, sprefix):
                 continue
@@ -155,6 +156,5 @@ def follow(env: Env, upcasters: Upcasters, from_position: int, poll_interval: fl
         if not values:
             wait(poll_interval)
             continue
-        for i, value in enumerate(values):
-            yield decode(pos + i, value, upcasters)
+        yield from map(decode, range(pos, pos + len(values)), values, repeat(upcasters))
         pos += len(values)

@@ -102,7 +102,7 @@ class EventStore:
         encoded = [encode_event(e, i, stream) for i, e in enumerate(events)]
         if len({e.id_bytes for e in encoded}) != len(encoded):
             raise ValueError(f"append to stream {stream!r} repeats an event_id")
-        return (stream, spart[2:], spart, _check_expected_arg(stream, expected), encoded)
+        return (stream, stream_key(stream), spart, _check_expected_arg(stream, expected), encoded)
 
     def append(self, stream: str, events: Sequence[NewEvent],
                expected_version: ExpectedVersion = ANY) -> AppendResult:

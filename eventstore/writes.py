@@ -13,7 +13,7 @@ from .lmdbenv import Env
 from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, ExpectedVersion
 
 Entry = tuple[str, bytes, bytes, ExpectedVersion, Sequence[Encoded]]
-"""(stream, stream key, length-prefixed stream, expected version, encoded events)"""
+"""(stream, stream key (UTF-8), stream as msgpack str, expected version, encoded events)"""
 
 
 class Tx:

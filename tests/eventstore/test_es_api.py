@@ -139,3 +139,17 @@ def test_checkpoint_of_empty_and_full_store(store: EventStore) -> None:
     store.append("a", [ev()])
     pos, digest = store.checkpoint()
     assert (pos, digest) == (0, next(store.read_all()).hash)
+
+
+def test_filters_with_long_and_unicode_names(store: EventStore) -> None:
+    long_stream, long_type = "sandbox-" + "é" * 96, "Type" + "x" * 60  # str8-packed names
+    store.append("short", [NewEvent("T", {"i": 0})])
+    store.append(long_stream, [NewEvent(long_type, {"i": 1})])
+    store.append("sandbox-ü", [NewEvent("T", {"i": 2})])
+    assert [e.data["i"] for e in store.read_all(types=[long_type])] == [1]
+    assert [e.data["i"] for e in store.read_all(types=["T"])] == [0, 2]
+    assert [e.data["i"] for e in store.read_all(stream_prefix="sandbox-")] == [1, 2]
+    assert [e.data["i"] for e in store.read_all(stream_prefix="sandbox-éé")] == [1]
+    assert [e.stream for e in store.read_stream(long_stream)] == [long_stream]
+    assert list(store.streams("sandbox-")) == sorted([long_stream, "sandbox-ü"],
+                                                     key=lambda s: s.encode())
