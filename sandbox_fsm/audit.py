@@ -139,16 +139,21 @@ def _describe(event_type: str, d: dict) -> tuple[str, str, str]:
 
 def state_at(events: Iterable[Any], at: tuple[str, int], sandbox_id: str = ""
              ) -> SandboxState:
-    """Fold the events up to and including a position or a time (see `parse_at`)."""
+    """Fold the events up to and including a position or a time (see `parse_at`).
+
+    Times compare to the millisecond, as `timeline` shows them.
+    """
     kind, value = at
+    if kind == "time":
+        value //= 1_000_000
     projector = Projector(sandbox_id)
     for e in events:
-        if (e.position if kind == "position" else e.recorded_at) > value:
+        if (e.position if kind == "position" else e.recorded_at // 1_000_000) > value:
             break
         projector.apply(e)
     if projector.state.version < 0:
         raise InvalidRequest(f"sandbox {sandbox_id!r} has no events at or before "
-                             f"{'position ' + str(value) if kind == 'position' else iso(value)}")
+                             f"{'position ' + str(value) if kind == 'position' else iso(value * 1_000_000)}")
     return projector.state
 
 
@@ -178,9 +183,8 @@ def path_taken(events: Iterable[Any], kind: str = "sandbox", container: str | No
             open_ops[d["op"]] = d
         elif e.type in ("OperationCompleted", "OperationAborted") and d.get("op") in open_ops:
             op = open_ops.pop(d["op"])
-            target = op.get("container") if kind == "container" else None
-            if op.get("trigger") and target == (container if kind == "container" else None) \
-                    and (e.type == "OperationCompleted" or d["state"] != op["from"]):
+            wanted = container if kind == "container" else None
+            if op.get("trigger") and op.get("container") == wanted and (e.type == "OperationCompleted" or d["state"] != op["from"]):
                 path.append(Transition(op["from"], op["trigger"], d["state"],
                                        e.type == "OperationCompleted"))
         elif e.type == "SandboxLost" and path:

@@ -11,8 +11,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
 from agent_io import AgentError
 
 from ..audit import iso
@@ -159,45 +157,23 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lifecycle(args: argparse.Namespace, verb: str) -> int:
-    """pause/resume through the Runtime when it offers them (another module adds them)."""
+def cmd_pause(args: argparse.Namespace) -> int:
     with context.writer(args) as rt:
-        method = getattr(rt, f"{verb}_container", None)
-        if method is None:
-            raise SandboxError(f"cannot {verb} {args.id!r}: this sandbox_fsm has no "
-                               f"Runtime.{verb}_container")
-        method(args.id, args.id)
+        rt.pause_container(args.id, args.id)
     return 0
 
 
-def cmd_pause(args: argparse.Namespace) -> int:
-    return _lifecycle(args, "pause")
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _lifecycle(args, "resume")
-
-
-def _running(rt: Runtime | None, args: argparse.Namespace) -> tuple[Runtime, SandboxState]:
-    rt = context.need(rt, args.id, args)
-    state = rt.state(args.id)
-    if args.id not in state.containers:
-        raise NotFound(f"no container {args.id!r} in sandbox {args.id!r}")
-    return rt, state
+    with context.writer(args) as rt:
+        rt.resume_container(args.id, args.id)
+    return 0
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    with context.reader(args) as reader:
-        rt, state = _running(reader, args)
-        fmt = "json" if args.json else "table"
-        method = getattr(rt, "list_processes", None)
-        if method is not None:
-            out = method(args.id, args.id, format=fmt, args=args.ps_args)
-        else:
-            out = rt.agent_for(state).list_processes(args.id, fmt, args.ps_args)
-        sys.stdout.write(out.decode(errors="replace") if isinstance(out, bytes) else str(out))
-        if args.json:
-            sys.stdout.write("\n")
+    with context.writer(args) as rt:
+        out = rt.list_processes(args.id, args.id, format="json" if args.json else "table",
+                                args=tuple(args.ps_args))
+    sys.stdout.write(out.decode(errors="replace") + ("\n" if args.json else ""))
     return 0
 
 
@@ -220,32 +196,32 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    """Stats every --interval (each query is an operation in the log) and OOM events."""
     if args.interval <= 0:
         raise InvalidRequest(f"--interval {args.interval}: must be > 0 seconds")
-    with context.reader(args) as reader:
-        rt, state = _running(reader, args)
-        client = rt.agent_for(state)
+    with context.writer(args) as rt:
+        client = rt.agent_for(rt.state(args.id))
         stop = threading.Event()
 
         def oom() -> None:
             while not stop.is_set():
                 try:
                     cid = client.get_oom_event()
-                except Exception:  # noqa: BLE001 - the guest went away; stats loop ends too
-                    return
+                except AgentError:
+                    return       # the guest went away; the stats loop ends too
                 context.emit_line({"type": "oom", "id": cid, "time": _now()})
 
         threading.Thread(target=oom, daemon=True, name="oom").start()
         try:
             while rt.state(args.id).state in ("running", "paused"):
                 try:
-                    stats = client.stats_container(args.id)
-                except AgentError:
+                    stats = rt.stats(args.id, args.id)
+                except SandboxError:
                     if rt.state(args.id).state in ("running", "paused"):
                         raise
                     break
                 context.emit_line({"type": "stats", "id": args.id, "time": _now(),
-                                   "data": MessageToDict(stats)})
+                                   "data": stats})
                 if stop.wait(args.interval):
                     break
         except KeyboardInterrupt:

@@ -1,0 +1,80 @@
+"""`sbx run` and `sbx exec` end to end: output, exit status, stdin, signals, cleanup."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+import pytest
+
+
+def _wait_running(sbx, sid: str) -> None:
+    for _ in range(200):
+        out = sbx("state", sid)
+        if out.returncode == 0 and json.loads(out.stdout)["status"] == "running":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{sid} never ran: {out.stderr}")
+
+
+def test_run_echo_prints_and_deletes(sbx):
+    out = sbx.ok("run", "--", "echo", "hello")
+    assert out.stdout == "hello\n"
+    [row] = json.loads(sbx.ok("list", "--json").stdout)
+    assert re.fullmatch(r"run-[0-9a-f]{8}", row["id"])
+    assert row["state"] == "deleted"
+
+
+def test_run_exits_with_the_command_status_and_streams_stderr(sbx):
+    out = sbx("run", "--id", "seven", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert (out.returncode, out.stdout, out.stderr) == (7, "out\n", "err\n")
+    assert sbx("state", "seven").returncode == 4          # deleted
+
+
+def test_run_forwards_stdin_with_i(sbx):
+    out = sbx.ok("run", "-i", "--", "cat", input="line one\nline two\n")
+    assert out.stdout == "line one\nline two\n"
+
+
+def test_run_env_workdir_user_hostname(sbx, tmp_path):
+    out = sbx.ok("run", "-e", "GREETING=hi there", "-w", "/tmp", "-u", "1000:1000",
+                 "--", "sh", "-c", 'echo "$GREETING"; pwd; id -u; id -g')
+    assert out.stdout.split("\n")[:4] == ["hi there", "/tmp", "1000", "1000"]
+
+
+def test_run_keep_leaves_the_sandbox_running(sbx):
+    sbx.ok("run", "--id", "kept", "--keep", "--", "true")
+    assert json.loads(sbx.ok("state", "kept").stdout)["status"] == "stopped"   # its process
+    [row] = json.loads(sbx.ok("list", "--json").stdout)
+    assert (row["state"], row["containers"]) == ("running", {"kept": "running"})
+    sbx.ok("delete", "--force", "kept")
+    assert sbx("state", "kept").returncode == 4
+
+
+def test_sigint_is_forwarded_and_the_sandbox_deleted(sbx):
+    proc = sbx.popen("run", "--id", "sig", "--", "sleep", "30")
+    _wait_running(sbx, "sig")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    assert "Traceback" not in proc.stderr.read()
+    assert sbx("state", "sig").returncode == 4
+    exits = [e["data"]["status"] for e in sbx.export() if e["type"] == "ProcessExited"]
+    assert exits == [130]
+
+
+def test_exec_streams_and_exits_with_its_status(sbx, make_bundle):
+    sbx.ok("create", "host", "--bundle", str(make_bundle(["sleep", "30"])))
+    sbx.ok("start", "host")
+    out = sbx("exec", "host", "--", "sh", "-c", "echo from-exec; exit 4")
+    assert (out.returncode, out.stdout) == (4, "from-exec\n")
+    sbx.ok("delete", "--force", "host")
+
+
+@pytest.mark.root
+def test_process_driver_from_a_config_file(sbx, tmp_path):
+    config = tmp_path / "sbx.toml"
+    config.write_text('[hypervisor]\ndriver = "process"\n')
+    out = sbx.ok("--config", str(config), "run", "--", "echo", "via process driver")
+    assert out.stdout == "via process driver\n"
