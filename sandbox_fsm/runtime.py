@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_io import AgentClient, AgentDead, AgentUnavailable, convert
 from eventstore import NO_STREAM, EventStore, NewEvent, RecordedEvent, WrongExpectedVersion
@@ -30,6 +30,9 @@ from .projection import Projector
 from .saga import CrashKnob, Operation, Outcome, Saga, StreamWriter
 from .spec import ContainerConfig, SandboxConfig
 from .state import SandboxState
+
+if TYPE_CHECKING:
+    from .recovery import RecoveryReport
 
 STREAM_PREFIX = "sandbox-"
 
@@ -53,6 +56,7 @@ class Runtime:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._clients: dict[str, AgentClient] = {}
+        self.last_recovery: RecoveryReport | None = None
         self._replies: dict[str, Any] = {}
 
     @classmethod
@@ -477,6 +481,12 @@ class Runtime:
             time.sleep(0.02)
         return False
 
-    def recover(self, **kwargs: Any) -> Any:
+    def recover(self, *, dry_run: bool = False, step_timeout: float = 30.0,
+                sandbox_timeout: float | None = None, parallel: int = 8) -> RecoveryReport:
+        """Finish what a dead process left half-done and match ledgers to the host (see
+        recovery.py); `open` runs it and keeps the report in `last_recovery`."""
         from .recovery import recover
-        return recover(self, **kwargs)
+
+        self.last_recovery = recover(self, dry_run=dry_run, step_timeout=step_timeout,
+                                     sandbox_timeout=sandbox_timeout, parallel=parallel)
+        return self.last_recovery
