@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -207,3 +208,35 @@ def test_guest_machine_calls_are_logged(running):
     with pytest.raises(OperationFailed, match="mem_hotplug_by_probe"):
         rt.hotplug_memory(SID, (1 << 32) + 4096, block >> 20)   # misaligned: the guest refuses
     assert rt.state(SID).state == "running"
+
+
+@pytest.fixture
+def memory_cgroup(tmp_path: Path) -> Iterator[Path]:
+    """A v1 memory cgroup limited to 32 MiB (root); removed once its processes are gone."""
+    parent = Path("/sys/fs/cgroup/memory")
+    if os.geteuid() != 0 or not (parent / "memory.limit_in_bytes").exists():
+        pytest.skip("needs root and a cgroup v1 memory hierarchy")
+    group = parent / f"sbx-test-{tmp_path.name}"
+    group.mkdir()
+    (group / "memory.limit_in_bytes").write_text(str(32 << 20))
+    yield group
+    for _ in range(100):
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            time.sleep(0.05)
+    group.rmdir()
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_an_oom_kill_is_reported_and_recorded(running, memory_cgroup):
+    rt = running()
+    rt.create_container(SID, ContainerConfig("hog", args=(
+        "sh", "-c", f"echo $$ > {memory_cgroup}/cgroup.procs && exec tail /dev/zero")))
+    rt.start_container(SID, "hog")
+    assert rt.wait_oom_event(SID) == "hog"
+    assert rt.wait(SID, "hog") == 137
+    assert any(e.type == "ContainerOOMKilled" and e.data["container"] == "hog"
+               for e in rt.events(SID))
