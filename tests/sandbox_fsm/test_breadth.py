@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from agent_io.faults import ENV_VAR
 from sandbox_fsm import Runtime
 from sandbox_fsm.errors import InvalidRequest, OperationFailed
 from sandbox_fsm.host import find_by_cmdline, mounts_under
+from sandbox_fsm.saga import CRASH_ENV
 from sandbox_fsm.spec import ContainerConfig, Mount, SandboxConfig
 
 SID = "sb"
@@ -304,3 +306,44 @@ def test_a_failing_create_with_guest_storages_leaves_nothing(open_rt, dirs, monk
     rt.create_container(SID, config)   # the second CreateContainer is not faulted
     assert rt.state(SID).containers[SID].state == "created"
     teardown(rt)
+
+
+# -- a crash inside the new steps: recovery rebuilds the operation from its params ---------
+
+CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import make_config
+from sandbox_fsm import ContainerConfig, Runtime, SandboxConfig
+rt = Runtime.open({state!r}, {run!r}, make_config("process"))
+rt.create_sandbox(SandboxConfig({sid!r}, network={network!r}))
+rt.start_sandbox({sid!r})
+rt.create_container({sid!r}, ContainerConfig("c1", args=("sleep", "60")))
+rt.start_container({sid!r}, "c1")
+rt.pause_container({sid!r}, "c1")
+"""
+
+
+@pytest.mark.parametrize(("knob", "sandbox", "container"), [
+    ("setup_network:after", "created", None),
+    ("pause_container_in_guest:after", "running", "running"),
+])
+def test_a_crash_in_a_new_step_is_recovered(dirs, tmp_path, knob, sandbox, container):
+    state_dir, run = dirs
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent), state=str(state_dir),
+                                   run=str(run), sid=SID, network=NETWORK))
+    child = subprocess.run([sys.executable, str(script)], env={**os.environ, CRASH_ENV: knob},
+                           capture_output=True, timeout=60)
+    assert child.returncode == -9, child.stderr.decode()
+    with Runtime.open(state_dir, run, make_config("process")) as rt:
+        state = rt.state(SID)
+        assert state.state == sandbox and state.operation is None
+        assert (state.containers["c1"].state if container else None) == container
+        assert types(rt)[-1] == "OperationAborted"
+        if container:
+            assert rt.stats(SID, "c1")["pids_current"] == 1
+            rt.pause_container(SID, "c1")   # the guest was resumed: pausing again works
+        else:
+            assert state.guest is None and not find_by_cmdline(str(run))
+        teardown(rt)
