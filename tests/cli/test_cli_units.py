@@ -105,3 +105,16 @@ def test_diagram_of_an_aborted_create_takes_no_path():
     assert "taken" not in diagram("sandbox", path_taken(EVENTS))
     with pytest.raises(InvalidRequest, match="no lifecycle machine 'vm'"):
         diagram("vm")
+
+
+def test_a_refused_mount_says_root_is_needed():
+    import errno
+
+    from sandbox_fsm import OperationFailed
+    from sandbox_fsm.cli import explain
+    from sandbox_fsm.host import MountError
+    exc = OperationFailed("create_sandbox", "mount_shared_dir",
+                          MountError(errno.EPERM, "bind", "/a", "/b"), sandbox_id="s",
+                          state="new")
+    code, line = explain(exc)
+    assert code == 1 and line.startswith("mounting needs root (CAP_SYS_ADMIN); run as root")
