@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from eventstore import EventStore, NewEvent  # noqa: E402
 from sandbox_fsm import Runtime, RuntimeConfig, host  # noqa: E402
 from sandbox_fsm.spec import ContainerConfig, SandboxConfig  # noqa: E402
 
@@ -80,6 +81,20 @@ def lifecycle(counted: Counted, sid: str) -> tuple[dict[str, float], int, int]:
     return times, counted.commits - start_commits, steps
 
 
+def durable_append_ms(root: Path, count: int = 50) -> float:
+    """The anchor: median ms of one durable single-event append on the same disk, now."""
+    store = EventStore.open(root / "anchor", durable=True)
+    try:
+        times = []
+        for i in range(count):
+            t0 = time.perf_counter()
+            store.append("anchor", [NewEvent("Tick", {"i": i})])
+            times.append(time.perf_counter() - t0)
+    finally:
+        store.close()
+    return statistics.median(times) * 1e3
+
+
 def scrub(root: Path) -> None:
     """Leave nothing behind even when a lifecycle failed midway."""
     for ident in host.find_by_cmdline(str(root)):
@@ -122,6 +137,7 @@ def main() -> int:
                 steps.append(stepped)
                 for phase, seconds in times.items():
                     phases[mode][phase].append(seconds)
+        anchor = durable_append_ms(root)
     finally:
         for counted in runtimes.values():
             counted.rt.close()
@@ -141,6 +157,9 @@ def main() -> int:
     print(f"durable commits per lifecycle: {per_lifecycle:g}, side-effecting steps: "
           f"{step_count:g} (difference {per_lifecycle - step_count:g}: one per operation "
           f"({len(OPERATIONS)}) + one recorded exit)")
+    extra = (wall["durable"] - wall["nondurable"]) / n * 1e3
+    print(f"durable append on this disk now: {anchor:.2f} ms; durable extra per lifecycle "
+          f"{extra:.1f} ms ~ {extra / per_lifecycle:.2f} ms per commit")
     print(f"wall: durable {wall['durable']:.3f} s, non-durable {wall['nondurable']:.3f} s, "
           f"ratio {ratio:.3f} (target <= {TARGET_RATIO})")
     print(json.dumps({
@@ -148,6 +167,7 @@ def main() -> int:
         "phase_median_ms": {m: {p: round(v, 3) for p, v in medians[m].items()} for m in modes},
         "commits_per_lifecycle": per_lifecycle, "side_effect_steps": step_count,
         "operations_per_lifecycle": len(OPERATIONS),
+        "durable_append_ms": round(anchor, 3),
         "wall_s": {m: round(v, 4) for m, v in wall.items()},
         "durable_ratio": round(ratio, 4), "target_ratio": TARGET_RATIO,
         "meets_target": ratio <= TARGET_RATIO}))
