@@ -44,10 +44,6 @@ except ImportError:
     Application = None  # type: ignore[assignment,misc]
 
 
-def median_of(reps: int, fn: Callable[[], float]) -> float:
-    return statistics.median(fn() for _ in range(reps))
-
-
 def fresh(root: str, name: str) -> str:
     path = tempfile.mkdtemp(prefix=name, dir=root)
     return path
@@ -137,9 +133,7 @@ def sqlite_single(root: str, n: int) -> float:
     return rate
 
 
-def eventsourcing_single(root: str, n: int) -> float | None:
-    if Application is None:
-        return None
+def eventsourcing_single(root: str, n: int) -> float:
     path = fresh(root, "es")
     app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                            "SQLITE_DBNAME": os.path.join(path, "es.sqlite")})
@@ -202,6 +196,24 @@ def read_raw(path: str) -> float:
     return elapsed
 
 
+def measurements(root: str, value: bytes, n_single: int, per_thread: tuple[int, int],
+                 store_path: str, raw_path: str) -> list[tuple[str, Callable[[], float]]]:
+    """One round: (name, fn) pairs; append figures are events/s, read figures seconds."""
+    out: list[tuple[str, Callable[[], float]]] = [
+        ("single", lambda: store_single(root, n_single)),
+        ("raw", lambda: raw_single(root, n_single, value)),
+        ("t8", lambda: store_threads(root, 8, per_thread[0])),
+        ("t32", lambda: store_threads(root, 32, per_thread[1])),
+        ("sqlite", lambda: sqlite_single(root, n_single)),
+        ("read_all", lambda: read_store(store_path, None)),
+        ("raw_read", lambda: read_raw(raw_path)),
+        ("filtered", lambda: read_store(store_path, ["Rare"])),
+    ]
+    if Application is not None:
+        out.append(("eventsourcing", lambda: eventsourcing_single(root, n_single)))
+    return out
+
+
 def filesystem_of(path: str) -> str:
     """Type of the filesystem holding `path` (longest matching mount point)."""
     best, fstype = "", "unknown"
@@ -218,7 +230,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes; under 60 s")
     ap.add_argument("--dir", default="/var/tmp", help="parent of the temp dir (on disk)")
     args = ap.parse_args()
-    reps = 3 if args.quick else 5
+    reps = 5
     n_single = 200 if args.quick else 600
     per_thread = (60, 20) if args.quick else (200, 60)
     n_read = 200_000 if args.quick else 1_000_000
@@ -230,22 +242,18 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="sbx-eventstore-bench-", dir=args.dir)
     try:
         value = sample_value(root)
-        singles, raws = [], []
-        for _ in range(reps):  # interleaved so noise hits both alike
-            singles.append(store_single(root, n_single))
-            raws.append(raw_single(root, n_single, value))
-        single, raw = statistics.median(singles), statistics.median(raws)
-        t8 = median_of(reps, lambda: store_threads(root, 8, per_thread[0]))
-        t32 = median_of(reps, lambda: store_threads(root, 32, per_thread[1]))
-        sq = median_of(reps, lambda: sqlite_single(root, n_single))
-        es_runs = [eventsourcing_single(root, n_single) for _ in range(reps)]
-        es = statistics.median(es_runs) if None not in es_runs else None
         store_path, raw_path = populate(root, n_read)
-        full = median_of(reps, lambda: read_store(store_path, None))
-        rawt = median_of(reps, lambda: read_raw(raw_path))
-        filt = median_of(reps, lambda: read_store(store_path, ["Rare"]))
+        rounds: dict[str, list[float]] = {}
+        for _ in range(reps):  # every figure once per round, so load shifts hit all alike
+            for name, fn in measurements(root, value, n_single, per_thread, store_path,
+                                         raw_path):
+                rounds.setdefault(name, []).append(fn())
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    med = {name: statistics.median(v) for name, v in rounds.items()}
+    single, raw, t8, t32, sq = (med[k] for k in ("single", "raw", "t8", "t32", "sqlite"))
+    es = med.get("eventsourcing")
+    full, rawt, filt = med["read_all"], med["raw_read"], med["filtered"]
 
     fig = {
         "single_append_per_s": single, "raw_lmdb_commit_per_s": raw,

@@ -13,7 +13,7 @@ from .lmdbenv import Env
 from .model import RecordedEvent
 from .writes import stream_version
 
-CHUNK = 128  # small enough that a chunk stays in L2 while it is decoded
+CHUNK = 512  # records per short read txn; small enough to stay in cache
 _SNAPSHOT_RETRIES = 50
 
 
