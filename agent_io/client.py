@@ -272,12 +272,13 @@ class AgentClient:
         devices: Iterable[Any] = (),
         storages: Iterable[Any] = (),
         sandbox_pidns: bool = False,
+        agent_pidns: bool = False,
     ) -> None:
         """CreateContainer with ``oci`` an m.oci.Spec; the exec id defaults to the container id."""
         self._call("CreateContainer", m.agent.CreateContainerRequest(
             container_id=container_id, exec_id=exec_id or container_id,
             string_user=string_user, devices=list(devices), storages=list(storages),
-            OCI=oci, sandbox_pidns=sandbox_pidns,
+            OCI=oci, sandbox_pidns=sandbox_pidns, agent_pidns=agent_pidns,
         ), container_id)
 
     def start_container(self, container_id: str) -> None:

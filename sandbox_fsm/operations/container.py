@@ -242,7 +242,8 @@ def _create_guest_container(ctx: OpContext, args: dict) -> dict:
     ctx.agent().create_container(
         ctx.container_id, convert.oci_spec_to_proto(args["spec"]), storages=storages,
         devices=[ParseDict(d, m.agent.Device()) for d in args.get("devices", ())],
-        sandbox_pidns=bool(args.get("sandbox_pidns")))
+        sandbox_pidns=bool(args.get("sandbox_pidns")),
+        agent_pidns=bool(args.get("agent_pidns")))
     return {"container": ctx.container_id, "storages": [s.driver for s in storages],
             "devices": len(args.get("devices", ())),
             "sandbox_pidns": bool(args.get("sandbox_pidns")),
