@@ -201,6 +201,9 @@ def test_volume_and_exec(open_rt, dirs, tmp_path: Path) -> None:
     assert read_all_stdout(rt, SID, CID, exec_id) == b"from the host\n"
     assert rt.wait(SID, CID, exec_id) == 7
     assert rt.state(SID).containers[CID].processes[exec_id] == {"status": 7}
+    writer = rt.exec(SID, CID, ["sh", "-c", f"echo x > {seen}/new"])
+    assert rt.wait(SID, CID, writer) != 0, "a read-only volume was writable in the guest"
+    assert sorted(os.listdir(volume)) == ["greeting"]
 
     rt.stop_container(SID, CID)
     assert rt.state(SID).containers[CID].state == "stopped"
