@@ -296,8 +296,25 @@ def _unmount_container(ctx: OpContext, args: dict) -> dict:
     return {"container": ctx.container_id, "released": released}
 
 
+def _recorded_create(ctx: OpContext) -> dict:
+    """The CreateContainer intent recorded for this container (its latest create)."""
+    events = ctx.runtime.events(ctx.sandbox_id)
+    op = next(e.data["op"] for e in reversed(events)
+              if e.type == "ContainerCreated" and e.data.get("container") == ctx.container_id)
+    return next(e.data["args"] for e in events if e.type == "StepStarted"
+                and e.data["op"] == op and e.data["step"] == "create_container_in_guest")
+
+
+def _unstart(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+    """Back to `created`: a started container cannot be un-started in the guest, so end
+    its processes, remove it and create it again from the recorded request."""
+    _kill_all(ctx, args)
+    tolerate_gone(lambda: ctx.agent().remove_container(ctx.container_id))
+    _create_guest_container(ctx, _recorded_create(ctx))
+
+
 START = Operation("start_container", "start", (
-    Step("start_container_in_guest", "ContainerStarted", _start_guest_container, _kill_all),
+    Step("start_container_in_guest", "ContainerStarted", _start_guest_container, _unstart),
 ))
 
 STOP = Operation("stop_container", "stop", (

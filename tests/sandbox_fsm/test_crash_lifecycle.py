@@ -72,19 +72,7 @@ def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: s
     assert leftovers(run) == ([], []), f"{knob}: left {leftovers(run)} after delete"
 
 
-# Rolling back a StartContainer that ran kills the container's processes, but the guest
-# keeps the container (stopped, not created): the log says `created`, and a new start is
-# refused with FAILED_PRECONDITION. Known bug in the start_container compensation.
-KNOWN_BROKEN = {"start_container_in_guest:after#1"}
-
-
-def marked(points: list[tuple[int, str]]) -> list:
-    return [pytest.param(k, knob, id=knob, marks=pytest.mark.xfail(
-        strict=True, reason="start_container rollback leaves the guest container stopped"))
-        if knob in KNOWN_BROKEN else pytest.param(k, knob, id=knob) for k, knob in points]
-
-
-@pytest.mark.parametrize(("k", "knob"), marked(POINTS))
+@pytest.mark.parametrize(("k", "knob"), POINTS, ids=[knob for _, knob in POINTS])
 def test_crash_at_every_step(dirs: tuple[Path, Path], k: int, knob: str) -> None:
     crash_recover_continue(dirs, "process", k, knob)
 
