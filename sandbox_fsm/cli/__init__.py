@@ -51,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     agent_sub = agent.add_subparsers(dest="agent_cmd", metavar="serve", required=True)
     serve = agent_sub.add_parser("serve", help="run the guest agent (args: see --help)",
                                  add_help=False)
-    serve.add_argument("agent_args", nargs=argparse.REMAINDER)
     serve.set_defaults(func=cmd_agent_serve)
     return top
 
@@ -74,7 +73,12 @@ def explain(exc: BaseException) -> tuple[int, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.func is cmd_agent_serve:
+        args.agent_args = rest          # everything after `agent serve` is the agent's
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="sbx: %(name)s: %(message)s")
     try:

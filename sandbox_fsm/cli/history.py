@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from eventstore import EventStore
+from eventstore import EventStore, EventStoreError
 
 from .. import audit
 from ..errors import InvalidRequest, NotFound, SandboxError
@@ -148,16 +148,28 @@ def cmd_log(args: argparse.Namespace) -> int:
             for event in rt.store.read_all(args.from_position, types=args.types) if rt else ():
                 _show(event, args)
         return 0
-    while not os.path.exists(os.path.join(path, "data.mdb")):
-        time.sleep(0.2)          # nothing written yet: wait for the first writer
     stop = threading.Event()
-    with EventStore.open(path, readonly=True) as store:
+    with _open_when_written(path) as store:
         try:
             for event in store.follow(args.from_position, stop=stop):
                 _show(event, args)
         except KeyboardInterrupt:
             stop.set()
     return 0
+
+
+def _open_when_written(path: str, settle: float = 10.0) -> EventStore:
+    """Wait for a first writer to create the log; give it `settle` s to finish creating it."""
+    while not os.path.exists(os.path.join(path, "data.mdb")):
+        time.sleep(0.2)
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            return EventStore.open(path, readonly=True)
+        except EventStoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 # -- verify / checkpoint -----------------------------------------------------------------

@@ -78,3 +78,10 @@ def test_debug_adds_the_traceback(base):
     out = base("--debug", "state", "nosuch")
     assert out.returncode == 4 and "Traceback" in out.stderr
     assert base("state", "nosuch").stderr.count("\n") == 1
+
+
+def test_agent_serve_passes_its_arguments_to_the_guest_agent(base):
+    out = base("agent", "serve", "--help")
+    assert out.returncode == 0 and "--listen" in out.stdout
+    out = base("agent", "serve")
+    assert out.returncode == 2 and "--listen" in out.stderr and "Traceback" not in out.stderr

@@ -78,3 +78,13 @@ def test_process_driver_from_a_config_file(sbx, tmp_path):
     config.write_text('[hypervisor]\ndriver = "process"\n')
     out = sbx.ok("--config", str(config), "run", "--", "echo", "via process driver")
     assert out.stdout == "via process driver\n"
+
+
+def test_a_signal_during_setup_still_removes_the_sandbox(sbx):
+    proc = sbx.popen("run", "--id", "early", "--", "sleep", "30")
+    while sbx("list", "--json").stdout.strip() in ("", "[]"):   # the sandbox is being made
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    [row] = json.loads(sbx.ok("list", "--json").stdout)
+    assert row["state"] == "deleted"
