@@ -133,7 +133,13 @@ def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
         except (ValueError, TypeError, AttributeError):
             raise ValueError(f"event_id of {where} is not a uuid: {event.event_id!r}") from None
         id_bytes, event_id = parsed.bytes, str(parsed)
-    payload = pack_value(data, f"data of {where}") + pack_value(meta, f"metadata of {where}")
+    try:
+        payload = _packb((data, meta))[1:]  # drop the 2-array header: the record continues
+        _unpackb(b"\x92" + payload)
+    except (TypeError, ValueError, OverflowError):  # find which of the two, for the message
+        pack_value(data, f"data of {where}")
+        pack_value(meta, f"metadata of {where}")
+        raise
     if len(payload) + len(type_part) + 512 > MAX_RECORD_BYTES:
         raise ValueError(f"{where} is {len(payload)} bytes packed, limit {MAX_RECORD_BYTES}")
     tail = _packb((event_id, time.time_ns(), event.schema))[1:] + payload  # drop array header
