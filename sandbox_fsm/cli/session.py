@@ -69,9 +69,7 @@ def _pump(read: Callable[[], bytes], out: int) -> None:
     while True:
         try:
             data = read()
-        except SandboxError:
-            return
-        except Exception:  # noqa: BLE001 - the guest went away: the stream has ended
+        except Exception:  # noqa: BLE001 - the guest or the process went away: stream ended
             return
         if not data:
             return
