@@ -110,6 +110,9 @@ def main() -> int:
     parser.add_argument("--driver", choices=["namespaces", "process"],
                         default="namespaces" if os.geteuid() == 0 else "process")
     parser.add_argument("--dir", default="/var/tmp", help="parent of the temp dir (on disk)")
+    parser.add_argument("--run-dir", default=None,
+                        help="parent of the runtime dirs (sockets, mounts, logs), e.g. a tmpfs "
+                             "as /run is in production (default: beside the log, on disk)")
     args = parser.parse_args()
     n = 5 if args.quick else args.n
 
@@ -117,6 +120,7 @@ def main() -> int:
     config = dataclasses.replace(
         base, hypervisor=dataclasses.replace(base.hypervisor, driver=args.driver))
     root = Path(tempfile.mkdtemp(prefix="lifecycle-bench-", dir=args.dir))
+    run_root = Path(tempfile.mkdtemp(prefix="lifecycle-bench-run-", dir=args.run_dir or root))
     modes = {"durable": True, "nondurable": False}
     runtimes: dict[str, Counted] = {}
     phases: dict[str, dict[str, list[float]]] = {m: {p: [] for p in PHASES} for m in modes}
@@ -125,7 +129,7 @@ def main() -> int:
     steps: list[int] = []
     try:
         for mode, durable in modes.items():
-            runtimes[mode] = Counted(Runtime.open(root / mode / "state", root / mode / "run",
+            runtimes[mode] = Counted(Runtime.open(root / mode / "state", run_root / mode,
                                                   config, durable=durable))
         lifecycle(runtimes["durable"], "warmup")    # imports, first spawn
         for i in range(n):
@@ -141,15 +145,17 @@ def main() -> int:
     finally:
         for counted in runtimes.values():
             counted.rt.close()
-        scrub(root)
-        shutil.rmtree(root, ignore_errors=True)
+        for path in (run_root, root):
+            scrub(path)
+            shutil.rmtree(path, ignore_errors=True)
 
     if len({*commits["durable"], *commits["nondurable"]}) != 1 or len(set(steps)) != 1:
         raise SystemExit(f"lifecycles differ: commits {commits}, steps {steps}")
     per_lifecycle, step_count = commits["durable"][0], steps[0]
     ratio = wall["durable"] / wall["nondurable"]
     medians = {m: {p: statistics.median(v) * 1e3 for p, v in phases[m].items()} for m in modes}
-    print(f"lifecycle bench: {n} sandboxes per mode, driver {args.driver}, dir {args.dir}")
+    print(f"lifecycle bench: {n} sandboxes per mode, driver {args.driver}, log in {args.dir}, "
+          f"runtime dirs in {args.run_dir or args.dir}")
     print(f"{'phase':<18}{'durable ms':>12}{'non-durable ms':>16}")
     for phase in PHASES:
         print(f"{phase:<18}{medians['durable'][phase]:>12.2f}"
@@ -164,6 +170,7 @@ def main() -> int:
           f"ratio {ratio:.3f} (target <= {TARGET_RATIO})")
     print(json.dumps({
         "bench": "lifecycle", "sandboxes": n, "driver": args.driver,
+        "log_dir": args.dir, "run_dir": args.run_dir or args.dir,
         "phase_median_ms": {m: {p: round(v, 3) for p, v in medians[m].items()} for m in modes},
         "commits_per_lifecycle": per_lifecycle, "side_effect_steps": step_count,
         "operations_per_lifecycle": len(OPERATIONS),
