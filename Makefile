@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/python bench/eventstore_bench.py --quick
+	$(BIN)/sbx run -- echo hello
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -23,8 +23,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/eventstore_bench.py
-	$(BIN)/python bench/agent_bench.py
+	for b in eventstore agent lifecycle recovery; do $(BIN)/python bench/$${b}_bench.py || exit 1; done
 
 protos: $(BIN)/.installed
 	$(BIN)/python -m protos.generate
