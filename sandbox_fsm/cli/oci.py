@@ -108,8 +108,9 @@ def oci_state(state: SandboxState, cid: str) -> dict[str, Any]:
 def cmd_state(args: argparse.Namespace) -> int:
     with context.reader(args) as rt:
         state = context.need(rt, args.id, args).state(args.id)
-    if state.state == "deleted":
-        raise NotFound(f"container {args.id!r} does not exist: it was deleted "
+    if state.state in ("new", "deleted"):
+        why = "it was deleted" if state.state == "deleted" else "its creation was rolled back"
+        raise NotFound(f"container {args.id!r} does not exist: {why} "
                        f"(see `sbx audit {args.id}`)")
     context.emit_json(oci_state(state, args.id))
     return 0
