@@ -35,15 +35,18 @@ class OperationFailed(SandboxError):
     """An operation failed at a step; its compensations ran before this was raised."""
 
     def __init__(self, operation: str, step: str, cause: BaseException | str, *,
-                 sandbox_id: str, state: str, held: list[str] | None = None) -> None:
+                 sandbox_id: str, state: str, held: list[str] | None = None,
+                 container_id: str | None = None) -> None:
         self.operation = operation
         self.step = step
         self.cause = cause
         self.sandbox_id = sandbox_id
         self.state = state
         self.held = held or []
+        self.container_id = container_id
+        subject = f"container {container_id!r}" if container_id else "sandbox"
         text = (f"{operation} of sandbox {sandbox_id!r} failed at step {step!r}: {cause}; "
-                f"rolled back, sandbox is {state}")
+                f"rolled back, {subject} is {state}")
         if self.held:
             text += f"; still held: {', '.join(self.held)}"
         super().__init__(text)

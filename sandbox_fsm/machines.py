@@ -16,7 +16,7 @@ from .errors import IllegalTransition
 STATES = ["new", "created", "running", "paused", "stopped", "deleted", "failed"]
 
 SANDBOX_TRANSITIONS = [
-    {"trigger": "create", "source": "new", "dest": "created"},
+    {"trigger": "create", "source": ["new", "deleted"], "dest": "created"},  # ids are reusable
     {"trigger": "start", "source": "created", "dest": "running"},
     {"trigger": "pause", "source": "running", "dest": "paused"},
     {"trigger": "resume", "source": "paused", "dest": "running"},
@@ -25,7 +25,7 @@ SANDBOX_TRANSITIONS = [
 ]
 
 CONTAINER_TRANSITIONS = [
-    {"trigger": "create", "source": "new", "dest": "created"},
+    {"trigger": "create", "source": ["new", "deleted"], "dest": "created"},
     {"trigger": "start", "source": "created", "dest": "running"},
     {"trigger": "pause", "source": "running", "dest": "paused"},
     {"trigger": "resume", "source": "paused", "dest": "running"},

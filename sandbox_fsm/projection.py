@@ -50,8 +50,9 @@ def _record(s: SandboxState, data: dict) -> dict | None:
 
 def _op_started(s: SandboxState, data: dict) -> None:
     s.operation = {**data, "records": {}, "compensating": False}
-    if data.get("operation") == "create_sandbox" and data.get("config") is not None:
-        s.config = data["config"]
+    if data.get("operation") == "create_sandbox":
+        # A new incarnation of a deleted id starts afresh.
+        s.config, s.containers, s.lost = data.get("config") or {}, {}, False
 
 
 def _step_started(s: SandboxState, data: dict) -> None:
@@ -107,14 +108,14 @@ def _finished(s: SandboxState, data: dict, completed: bool) -> None:
             for c in s.containers.values():
                 if c.state != "deleted":
                     c.state = TEARDOWN_STATES[op["operation"]]
-    elif completed or state == "failed" or cid in s.containers:
-        c = s.containers.get(cid)
-        if c is None:
-            if state == "new":
-                s.operation = None
-                return
-            c = s.containers[cid] = ContainerState(id=cid, config=op.get("config") or {})
-        c.state = state
+    elif completed and op.get("operation") == "create_container":
+        s.containers[cid] = ContainerState(
+            id=cid, state=state, config=(op.get("params") or {}).get("config") or {})
+    elif cid in s.containers:
+        s.containers[cid].state = state
+    elif state == "failed":
+        s.containers[cid] = ContainerState(
+            id=cid, state=state, config=(op.get("params") or {}).get("config") or {})
     s.operation = None
 
 

@@ -33,6 +33,10 @@ from .state import SandboxState
 if TYPE_CHECKING:
     from .runtime import Runtime
 
+# A WaitProcess on an exited process answers at once over the local socket; a running one
+# is left waiting only this long.
+EXIT_PROBE_S = 0.1
+
 LIVE_STATES = ("created", "running", "paused", "failed", "stopped")
 LOST_EXIT_STATUS = 255  # what containerd reports for a task whose shim vanished
 
@@ -326,7 +330,7 @@ def _container_exits(rt: Runtime, state: SandboxState, timeout: float) -> list[t
         return []
     exits = []
     with AgentClient(state.agent_url, keep_connection=True, sandbox_id=state.id,
-                     timeouts={"WaitProcess": min(0.5, timeout), "default": timeout}) as client:
+                     timeouts={"WaitProcess": min(EXIT_PROBE_S, timeout), "default": timeout}) as client:
         for cid in running:
             try:
                 exits.append((cid, client.wait_process(cid, cid)))

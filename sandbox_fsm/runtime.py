@@ -189,7 +189,8 @@ class Runtime:
             what = f"{operation.name} of container {container_id!r}" if container_id \
                 else operation.name
             raise OperationFailed(what, outcome.failed_step or "?", outcome.error or "",
-                                  sandbox_id=state.id, state=outcome.state, held=held)
+                                  sandbox_id=state.id, state=outcome.state, held=held,
+                                  container_id=container_id)
         return outcome
 
     def _maybe_snapshot(self, sandbox_id: str, version: int) -> None:

@@ -45,8 +45,8 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
 
 @contextmanager
 def writer(args: argparse.Namespace) -> Iterator[Runtime]:
-    """A Runtime that may append. Recovery is `sbx recover`'s job, not every command's."""
-    rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args), recover=False)
+    """A Runtime that may append; opening it recovers what a killed `sbx` left half-done."""
+    rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args))
     try:
         yield rt
     finally:

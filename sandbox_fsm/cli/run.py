@@ -95,7 +95,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     sid = sandbox.id
     with context.writer(args) as rt, SignalGate() as gate:
         try:
-            for step in (lambda: rt.create_sandbox(sandbox), lambda: rt.start_sandbox(sid),
+            gate.check()
+            rt.create_sandbox(sandbox)  # if this fails, no sandbox of ours exists to remove
+        except Interrupted as exc:
+            return 128 + exc.signum
+        try:
+            for step in (lambda: rt.start_sandbox(sid),
                          lambda: rt.create_container(sid, container),
                          lambda: rt.start_container(sid, sid)):
                 gate.check()

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import oci_spec, read_all
+from guestkit import oci_spec, read_all
 
 from agent_io import messages as m
 from agent_io.client import AgentClient

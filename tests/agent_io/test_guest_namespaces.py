@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import alive, descendants, mounts_under, oci_spec, read_all, wait_until
+from guestkit import alive, descendants, mounts_under, oci_spec, read_all, wait_until
 from test_guest_files import make_rootfs, run_in_rootfs, unmount
 
 from agent_io import messages as m

@@ -7,7 +7,7 @@ import signal
 import threading
 
 import pytest
-from conftest import oci_spec, proc_state, read_all, wait_until
+from guestkit import oci_spec, proc_state, read_all, wait_until
 
 from agent_io import messages as m
 from agent_io.errors import AgentRpcError

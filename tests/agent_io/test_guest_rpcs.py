@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO, oci_spec
+from guestkit import REPO, oci_spec
 
 from agent_io import messages as m
 from agent_io.errors import AgentRpcError, AgentTimeout, AgentUnavailable

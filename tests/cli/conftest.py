@@ -1,12 +1,10 @@
 """Fixtures for CLI tests: the installed `sbx` in subprocesses, on dirs under tmp_path.
 
-The host-cleanliness checks are the lifecycle suite's own `leftovers`/`scrub`, loaded
-from tests/sandbox_fsm/conftest.py by path (tests/ has no packages).
+The host-cleanliness checks are tests/hostcheck.py's `leftovers`/`scrub`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,14 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostcheck import scrub
 
 from eventstore import EventStore
-
-_spec = importlib.util.spec_from_file_location(
-    "sandbox_fsm_test_fixtures", Path(__file__).parents[1] / "sandbox_fsm" / "conftest.py")
-_fixtures = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(_fixtures)  # type: ignore[union-attr]
-leftovers, scrub = _fixtures.leftovers, _fixtures.scrub
 
 SBX = str(Path(sys.executable).parent / "sbx")
 

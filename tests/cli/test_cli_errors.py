@@ -28,7 +28,6 @@ BAD = [
     (["run", "-w", "relative", "--", "true"], 2, "cwd 'relative' is not absolute"),
     (["run", "--rootfs", "/nonexistent-root", "--", "true"], 2, "'/nonexistent-root'"),
     (["run"], 2, "no command given"),
-    (["run", "--id", "base", "--", "true"], 2, "cannot create sandbox 'base'"),
     (["create", "x", "--bundle", "/nonexistent-bundle"], 2, "'/nonexistent-bundle'"),
     (["--config", "/nonexistent.toml", "list"], 2, "/nonexistent.toml"),
     (["verify", "--anchor", "/nonexistent.json"], 2, "--anchor '/nonexistent.json'"),
@@ -52,6 +51,17 @@ def test_bad_input(base, argv, code, message):
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(("sbx: error:", "sbx ")), out.stderr
     assert base.checkpoint() == before
+
+
+def test_ids_are_reusable_once_deleted_but_not_while_alive(sbx):
+    sbx.ok("run", "--id", "again", "--", "true")
+    assert sbx.ok("run", "--id", "again", "--", "echo", "second").stdout == "second\n"
+    sbx.ok("run", "--id", "kept", "--keep", "--", "true")
+    before = sbx.checkpoint()
+    out = sbx("run", "--id", "kept", "--", "true")
+    assert out.returncode == 2 and "cannot create sandbox 'kept'" in out.stderr, out.stderr
+    assert sbx.checkpoint() == before
+    sbx.ok("delete", "--force", "kept")
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -9,6 +9,7 @@ Exits 0 when it finished (the knob never fired); dies by SIGKILL otherwise.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from sandbox_fsm import ContainerConfig, Mount, Runtime, SandboxConfig
 
@@ -44,8 +45,8 @@ def main(argv: list[str]) -> int:
     state_dir, run_dir, driver, volume = argv[:4]
     sandbox = argv[4] if len(argv) > 4 else SANDBOX
     what = argv[5] if len(argv) > 5 else ",".join(LIFECYCLE)
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from conftest import make_config
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from hostcheck import make_config
 
     recover = what == "recover"
     with Runtime.open(state_dir, run_dir, make_config(driver), recover=recover) as rt:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from hostcheck import make_config
 
 from agent_io.faults import ENV_VAR
 from sandbox_fsm import Runtime
@@ -312,9 +312,9 @@ def test_a_failing_create_with_guest_storages_leaves_nothing(open_rt, dirs, monk
 
 CHILD = """
 import sys
-sys.path.insert(0, {tests!r})
-from conftest import make_config
 from sandbox_fsm import ContainerConfig, Runtime, SandboxConfig
+sys.path.insert(0, {tests!r})  # after sandbox_fsm: tests/sandbox_fsm must not shadow it
+from hostcheck import make_config
 rt = Runtime.open({state!r}, {run!r}, make_config("process"))
 rt.create_sandbox(SandboxConfig({sid!r}, network={network!r}))
 rt.start_sandbox({sid!r})
@@ -331,7 +331,7 @@ rt.pause_container({sid!r}, "c1")
 def test_a_crash_in_a_new_step_is_recovered(dirs, tmp_path, knob, sandbox, container):
     state_dir, run = dirs
     script = tmp_path / "child.py"
-    script.write_text(CHILD.format(tests=str(Path(__file__).parent), state=str(state_dir),
+    script.write_text(CHILD.format(tests=str(Path(__file__).parents[1]), state=str(state_dir),
                                    run=str(run), sid=SID, network=NETWORK))
     child = subprocess.run([sys.executable, str(script)], env={**os.environ, CRASH_ENV: knob},
                            capture_output=True, timeout=60)

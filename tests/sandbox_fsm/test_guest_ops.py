@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from hostcheck import make_config
 
 from agent_io.faults import ENV_VAR
 from sandbox_fsm import Runtime

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from hostcheck import make_config
 
 from sandbox_fsm import Runtime
 from sandbox_fsm.host import find_by_cmdline, mounts_under

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from conftest import make_config, scrub
+from hostcheck import make_config, scrub
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import crash_child as lifecycle
 import pytest
-from conftest import leftovers, make_config
 from crash_checks import check_recovered, crash_child
+from hostcheck import leftovers, make_config
 
 from sandbox_fsm import Runtime
 from sandbox_fsm.host import (
