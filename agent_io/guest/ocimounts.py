@@ -17,6 +17,24 @@ from agent_io.guest.storage import Prepared, Storages
 BOUND_TYPES = ("bind", "local")
 
 
+# What a chrooted container needs from the guest, as libcontainer would give it.
+SYSTEM_MOUNTS = (("proc", "proc"), ("dev", "dev"), ("sys", "sys"), ("tmpfs", "tmp"))
+
+
+def system_mounts(root: Path, storages: Storages, where: str) -> list[Prepared]:
+    """/proc (the guest's PID namespace), /dev, /sys and a private /tmp in the rootfs."""
+    done: list[Prepared] = []
+    try:
+        for fstype, name in SYSTEM_MOUNTS:
+            prepared = storages.special(fstype, confined(root, "/" + name, where), where)
+            if prepared is not None:
+                done.append(prepared)
+    except BaseException:
+        storages.release(done)
+        raise
+    return done
+
+
 def oci_binds(oci, root: Path, paths: GuestPaths, storages: Storages,
               where: str) -> list[Prepared]:
     """Bind each OCI bind mount whose guest source exists onto root/destination."""

@@ -15,7 +15,7 @@ from agent_io.guest.container import Container, ContainerTable, container_spec, 
 from agent_io.guest.copyfile import FileCopier
 from agent_io.guest.errors import AlreadyExists, Timeout, WrongState, rpc
 from agent_io.guest.network import NetworkState
-from agent_io.guest.ocimounts import oci_binds
+from agent_io.guest.ocimounts import oci_binds, system_mounts
 from agent_io.guest.oom import OomEvents
 from agent_io.guest.paths import GuestPaths, check_id
 from agent_io.guest.pstable import ps_table
@@ -103,6 +103,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         storages = self.storages.setup(list(req.storages), where)
         if spec.root is not None:
             try:
+                storages += system_mounts(spec.root, self.storages, where)
                 storages += oci_binds(req.OCI, spec.root, self.paths, self.storages, where)
             except BaseException:
                 self.storages.release(storages)

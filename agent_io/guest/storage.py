@@ -108,6 +108,20 @@ class Storages:
                            syscalls.MS_REMOUNT | syscalls.MS_BIND | syscalls.MS_RDONLY)
         return Prepared("bind", str(target), target, True)
 
+    def special(self, fstype: str, target: Path, where: str) -> Prepared | None:
+        """Mount a kernel file system (proc, tmpfs) or the guest's /dev, /sys onto an existing
+        target, when the agent may mount; None when it may not or the target is missing."""
+        if not self._may_mount or not target.is_dir() or target.is_symlink():
+            return None
+        if fstype in ("dev", "sys"):   # the guest's own trees, with their submounts
+            syscalls.mount(f"/{fstype}", str(target), None, syscalls.MS_BIND | syscalls.MS_REC)
+        else:
+            syscalls.mount(fstype, str(target), fstype, syscalls.MS_NOSUID | syscalls.MS_NODEV,
+                           "mode=1777" if fstype == "tmpfs" else "")
+        with self._lock:
+            self._mounted.append(target)
+        return Prepared(fstype, str(target), target, True)
+
     def release(self, prepared: list[Prepared]) -> None:
         """Unmount what these storages mounted (reverse order); already gone is fine."""
         for p in reversed(prepared):

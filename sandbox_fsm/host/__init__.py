@@ -5,6 +5,7 @@ repeat, and "already gone" is success, so compensations and recovery can call th
 """
 
 from .discover import find_by_cmdline
+from .hostview import HostView, plan_host_view
 from .layout import (
     ID_PATTERN,
     InvalidId,
@@ -55,6 +56,8 @@ __all__ = [
     "check_socket_dir",
     "ensure_private_dir",
     "find_by_cmdline",
+    "HostView",
+    "plan_host_view",
     "identity_of",
     "is_alive",
     "is_mounted",

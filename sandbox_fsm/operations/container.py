@@ -50,28 +50,57 @@ def _config(ctx: OpContext) -> ContainerConfig:
 
 # -- create ---------------------------------------------------------------------------
 
-def _default_rootfs(ctx: OpContext, cid: str) -> str:
-    """The empty rootfs made for a container that names none."""
-    return str(ctx.layout.root / "rootfs" / cid)
-
-
 def _plan_rootfs(ctx: OpContext) -> dict:
     cfg = _config(ctx)
-    empty = _default_rootfs(ctx, cfg.id)
-    return {"source": cfg.rootfs or str(empty), "default": cfg.rootfs is None,
-            "target": str(ctx.layout.rootfs_target(cfg.id)),
+    default = cfg.rootfs is None
+    args = {"source": str(_host_view_dir(ctx, cfg.id)) if default else cfg.rootfs,
+            "default": default, "target": str(ctx.layout.rootfs_target(cfg.id)),
             "dir": str(ctx.layout.container_dir(cfg.id))}
+    if default and ctx.runtime.driver == "namespaces":
+        view = host.plan_host_view([str(ctx.runtime.runtime_dir), ctx.runtime.store.path])
+        args.update(links=view.links, binds=list(view.binds), dirs=list(view.dirs))
+    elif default:
+        # A plain-process guest cannot give a chroot its /proc and /dev: an empty rootfs
+        # makes it run the container on the host's own file system instead.
+        args.update(links={}, binds=[], dirs=[])
+    return args
+
+
+def _host_view_dir(ctx: OpContext, cid: str) -> os.PathLike[str]:
+    """Where a container that names no rootfs gets one built: outside mounts/, so the
+    binds inside it stay private and reach the guest once, through the rootfs bind."""
+    return ctx.layout.root / "rootfs" / cid
 
 
 def _mount_rootfs(ctx: OpContext, args: dict) -> dict:
-    if args["default"]:
-        os.makedirs(args["source"], mode=0o755, exist_ok=True)
-    elif not os.path.isdir(args["source"]):
-        raise FileNotFoundError(f"rootfs {args['source']!r} is not a directory")
-    _makedirs_within(args["target"], ctx.layout.mounts)
-    host.bind_mount(args["source"], args["target"], within=ctx.layout.mounts)
-    return {"acquired": [mount_resource(args["target"], container=ctx.container_id,
-                                        role="rootfs")]}
+    source, target = args["source"], args["target"]
+    acquired = _build_host_view(ctx, args) if args["default"] else []
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"rootfs {source!r} is not a directory")
+    _makedirs_within(target, ctx.layout.mounts)
+    host.bind_mount(source, target, recursive=args["default"], within=ctx.layout.mounts)
+    return {"acquired": [*acquired, mount_resource(target, container=ctx.container_id,
+                                                   role="rootfs")]}
+
+
+def _build_host_view(ctx: OpContext, args: dict) -> list[dict]:
+    """The host's / seen read-only (host/hostview.py), in a dir of ours that the guest
+    may write to (volumes' mount points, local volumes)."""
+    source = args["source"]
+    _makedirs_within(source, ctx.layout.root)
+    for name, link in args["links"].items():
+        if not os.path.lexists(os.path.join(source, name)):
+            os.symlink(link, os.path.join(source, name))
+    for name in args["dirs"]:
+        os.makedirs(os.path.join(source, name), mode=0o1777 if name == "tmp" else 0o755,
+                    exist_ok=True)
+    acquired = []
+    for name in args["binds"]:
+        point = os.path.join(source, name)
+        os.makedirs(point, mode=0o755, exist_ok=True)
+        host.bind_mount("/" + name, point, readonly=True, within=ctx.layout.root)
+        acquired.append(mount_resource(point, container=ctx.container_id, role="host-view"))
+    return acquired
 
 
 def _makedirs_within(path: str, within: os.PathLike[str]) -> None:
@@ -87,21 +116,23 @@ def _makedirs_within(path: str, within: os.PathLike[str]) -> None:
                                       f"not a directory") from None
 
 
-def _remove_default_rootfs(source: str) -> None:
-    """Remove the empty rootfs made for this container, and rootfs/ once it is empty."""
-    host.remove_tree(source)
-    try:
-        os.rmdir(os.path.dirname(source))
-    except OSError:
-        pass   # gone already, or another container's rootfs is still there
-
-
 def _unmount_rootfs(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     host.unmount(args["target"])
     if not os.path.islink(args["dir"]):   # a symlink planted there is not ours to remove
         host.remove_tree(args["dir"])
     if args["default"]:
-        _remove_default_rootfs(args["source"])
+        _remove_host_view(args["source"], args["binds"])
+
+
+def _remove_host_view(source: str, binds: list[str]) -> None:
+    """Unmount and remove a default rootfs, and rootfs/ once it is empty."""
+    for name in reversed(binds):
+        host.unmount(os.path.join(source, name))
+    host.remove_tree(source)
+    try:
+        os.rmdir(os.path.dirname(source))
+    except OSError:
+        pass   # gone already, or another container's rootfs is still there
 
 
 def _plan_volume(index: int, ctx: OpContext) -> dict:
@@ -290,9 +321,7 @@ def _unmount_container(ctx: OpContext, args: dict) -> dict:
         host.unmount(res["path"])
         released.append(res["key"])
     host.remove_tree(ctx.layout.container_dir(ctx.container_id))
-    container = ctx.state.containers.get(ctx.container_id)
-    if container is not None and not container.config.get("rootfs"):
-        _remove_default_rootfs(_default_rootfs(ctx, ctx.container_id))
+    _remove_host_view(str(_host_view_dir(ctx, ctx.container_id)), [])
     return {"container": ctx.container_id, "released": released}
 
 
