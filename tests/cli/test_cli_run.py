@@ -33,6 +33,16 @@ def test_run_exits_with_the_command_status_and_streams_stderr(sbx):
     assert sbx("state", "seven").returncode == 4          # deleted
 
 
+def test_run_volumes_appear_at_their_destination(sbx, tmp_path):
+    src = tmp_path / "shared-data"
+    src.mkdir()
+    (src / "f").write_text("from the host\n")
+    out = sbx.ok("run", "-v", f"{src}:/data", "-v", f"{src}:/ro:ro", "--", "sh", "-c",
+                 "cat /data/f; echo new > /data/g; echo x > /ro/h || echo refused")
+    assert out.stdout == "from the host\nrefused\n"
+    assert (src / "g").read_text() == "new\n" and not (src / "h").exists()
+
+
 def test_run_forwards_stdin_with_i(sbx):
     out = sbx.ok("run", "-i", "--", "cat", input="line one\nline two\n")
     assert out.stdout == "line one\nline two\n"
