@@ -313,10 +313,16 @@ def _reconcile(rt: Runtime, state: SandboxState, result: SandboxRecovery, dry_ru
 
 
 def _unknown_mounts(rt: Runtime, state: SandboxState) -> list[str]:
-    """Mounts under the sandbox dir the ledger does not hold (shared/ mirrors of mounts/
-    entries, made by mount propagation, count as held)."""
+    """Mounts under the sandbox dir the ledger does not hold (copies made by a recursive
+    bind of a held mount's `copies` dir, and shared/ mirrors of mounts/ entries, made by
+    mount propagation, count as held)."""
     layout = rt.layout(state.id)
-    held = {r["path"] for r in state.ledger.values() if r["kind"] == "mount"}
+    mounts = [r for r in state.ledger.values() if r["kind"] == "mount"]
+    held = {r["path"] for r in mounts}
+    for r in mounts:
+        if r.get("copies"):
+            src = r["copies"] + "/"
+            held |= {r["path"] + "/" + p[len(src):] for p in set(held) if p.startswith(src)}
     mounts_dir = str(layout.mounts) + "/"
     held |= {str(layout.shared / p[len(mounts_dir):]) for p in held if p.startswith(mounts_dir)}
     return [m.mount_point for m in host.mounts_under(layout.root) if m.mount_point not in held]

@@ -44,9 +44,9 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
 
 
 @contextmanager
-def writer(args: argparse.Namespace) -> Iterator[Runtime]:
+def writer(args: argparse.Namespace, *, recover: bool = True) -> Iterator[Runtime]:
     """A Runtime that may append; opening it recovers what a killed `sbx` left half-done."""
-    rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args))
+    rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args), recover=recover)
     try:
         yield rt
     finally:

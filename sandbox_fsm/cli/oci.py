@@ -237,7 +237,7 @@ def _now() -> str:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    with context.writer(args) as rt:
+    with context.writer(args, recover=False) as rt:
         report = rt.recover(dry_run=args.dry_run)
     if args.json:
         context.emit_json({**asdict(report), "ok": report.ok})

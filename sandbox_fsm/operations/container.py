@@ -79,8 +79,9 @@ def _mount_rootfs(ctx: OpContext, args: dict) -> dict:
         raise FileNotFoundError(f"rootfs {source!r} is not a directory")
     _makedirs_within(target, ctx.layout.mounts)
     host.bind_mount(source, target, recursive=args["default"], within=ctx.layout.mounts)
+    copies = {"copies": source} if args["default"] else {}   # the host view's binds
     return {"acquired": [*acquired, mount_resource(target, container=ctx.container_id,
-                                                   role="rootfs")]}
+                                                   role="rootfs", **copies)]}
 
 
 def _build_host_view(ctx: OpContext, args: dict) -> list[dict]:
