@@ -1,11 +1,15 @@
 """Group commit: concurrent writers share one write transaction and one flush.
 
-A caller queues its operation. If no batch is being committed it becomes the leader:
-it waits briefly (at most the duration of the previous commit) until as many requests
-are queued as the previous batch held, then commits the whole queue as one batch and
-wakes every caller in it. Callers that arrive meanwhile queue for the next batch.
-Alone, a caller finds its own request is the whole queue and commits at once: no
-thread handoff, no waiting.
+A caller queues its operation. If no leader is active it becomes the leader: it waits
+briefly (at most the duration of the previous commit) until as many requests are
+queued as the previous batch held, then commits the whole queue as one batch and wakes
+every caller in it. Callers that arrive meanwhile queue for the next batch; when the
+batch is done the leader hands leadership to the first of them. Alone, a caller finds
+its own request is the whole queue and commits at once: no thread handoff, no waiting.
+
+Each request sleeps on its own lock, released once by a leader (done, or lead next), so
+a commit wakes exactly the callers that need waking and none of them contends for the
+shared lock on the way out: under the GIL that wake-up convoy cost more than the commit.
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ from typing import Any
 
 Op = Callable[[Any], Any]
 _MAX_LINGER = 0.002
+_allocate_lock = threading.Lock
 
 
 class _Request:
-    __slots__ = ("op", "result", "error", "done")
+    __slots__ = ("op", "result", "error", "done", "wake")
 
     def __init__(self, op: Op) -> None:
         self.op = op
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
+        self.wake = _allocate_lock()
+        self.wake.acquire()  # released by the leader that finishes or elects this request
 
 
 class GroupCommitter:
@@ -36,11 +43,10 @@ class GroupCommitter:
                  caught: tuple[type[BaseException], ...]) -> None:
         self._commit = commit
         self._caught = caught
-        lock = threading.Lock()
-        self._done_cv = threading.Condition(lock)
-        self._gather_cv = threading.Condition(lock)
+        self._lock = threading.Lock()
+        self._gather_cv = threading.Condition(self._lock)
         self._queue: list[_Request] = []
-        self._busy = False
+        self._leading = False
         self._target = 1
         self._linger = 0.0
         self.batches = 0
@@ -49,31 +55,29 @@ class GroupCommitter:
     def submit(self, op: Op) -> Any:
         """Run `op(txn)` in a shared write txn; return its result or raise its error."""
         req = _Request(op)
-        batch: list[_Request] | None = None
-        with self._done_cv:
-            queue = self._queue
-            queue.append(req)
-            if not self._busy and len(queue) == 1 and self._target == 1:  # alone: no handoff
-                self._busy = True
-                self._queue = []
-                batch = queue
-            elif len(queue) >= self._target:
-                self._gather_cv.notify()
-            while self._busy and not req.done and batch is None:
-                self._done_cv.wait()
-            if batch is None and not req.done:
-                self._busy = True
-                if len(self._queue) < self._target and self._linger:
-                    self._gather_cv.wait_for(lambda: len(self._queue) >= self._target,
-                                             self._linger)
-                batch, self._queue = self._queue, []
+        with self._lock:
+            self._queue.append(req)
+            follow = self._leading
+            if follow:
+                if len(self._queue) >= self._target:
+                    self._gather_cv.notify()
+            else:
+                self._leading = True
+        if follow:
+            req.wake.acquire()  # done, or elected to lead the next batch
         if not req.done:
-            self._lead(batch)
+            self._lead()
         if req.error is not None:
             raise req.error
         return req.result
 
-    def _lead(self, batch: list[_Request]) -> None:
+    def _lead(self) -> None:
+        """Gather a batch (this caller's request is in the queue), commit it, hand over."""
+        with self._lock:
+            if len(self._queue) < self._target and self._linger:
+                self._gather_cv.wait_for(lambda: len(self._queue) >= self._target,
+                                         self._linger)
+            batch, self._queue = self._queue, []
         caught = self._caught
 
         def apply(txn: Any) -> None:
@@ -90,12 +94,16 @@ class GroupCommitter:
             for r in batch:
                 r.error = exc
         finally:
-            with self._done_cv:
-                for r in batch:
-                    r.done = True
-                self._busy = False
+            linger = min(time.perf_counter() - started, _MAX_LINGER)
+            for r in batch:
+                r.done = True
+                r.wake.release()
+            with self._lock:
                 self._target = len(batch)
-                self._linger = min(time.perf_counter() - started, _MAX_LINGER)
+                self._linger = linger
                 self.batches += 1
                 self.requests += len(batch)
-                self._done_cv.notify_all()
+                if self._queue:
+                    self._queue[0].wake.release()  # leads the next batch
+                else:
+                    self._leading = False
