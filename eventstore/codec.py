@@ -78,10 +78,10 @@ def name_part(name: object, what: str) -> bytes:
 
 def stream_key(stream: object) -> bytes:
     """The stream name as index-key bytes (validated UTF-8)."""
-    return _name_bytes(name_part(stream, "stream name"))
+    return name_bytes(name_part(stream, "stream name"))
 
 
-def _name_bytes(part: bytes) -> bytes:
+def name_bytes(part: bytes) -> bytes:
     """UTF-8 bytes inside a packed name (fixstr: 1 byte header, str8: 2)."""
     return part[1:] if part[0] < 0xC0 else part[2:]
 
@@ -91,8 +91,9 @@ def new_event_id() -> tuple[bytes, str]:
     rand = _getrandbits(74)
     value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 62) << 64
              | 0b10 << 62 | (rand & _LOW62))
-    h = f"{value:032x}"
-    return value.to_bytes(16, "big"), f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    raw = value.to_bytes(16, "big")
+    h = raw.hex()
+    return raw, f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def check_dict(value: object, what: str) -> dict[str, Any]:
@@ -115,35 +116,68 @@ def pack_value(value: object, what: str) -> bytes:
     return packed
 
 
+def _str_keyed(value: object) -> bool:
+    """True for a plain dict whose keys are all str (the common, cheap case)."""
+    if value.__class__ is not dict:
+        return False
+    for key in value:  # type: ignore[attr-defined]
+        if key.__class__ is not str:
+            return False
+    return True
+
+
 def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
-    """Validate one NewEvent and pack everything that does not depend on the store."""
-    where = f"event {index} for stream {stream!r}"
+    """Validate one NewEvent and pack everything that does not depend on the store.
+
+    The common case runs checks without building any message; a failed check redoes
+    the slow check that names the event, so every message stays as precise.
+    """
     if not isinstance(event, NewEvent):
-        raise TypeError(f"{where} must be a NewEvent, got {type(event).__name__}")
-    type_part = name_part(event.type, f"type of {where}")
-    data = check_dict(event.data, f"data of {where}")
-    meta = {} if event.metadata is None else check_dict(event.metadata, f"metadata of {where}")
-    if not isinstance(event.schema, int) or not 0 < event.schema < 2**32:
-        raise ValueError(f"schema of {where} must be an int in 1..2**32-1, got {event.schema!r}")
-    if event.event_id is None:
+        raise TypeError(f"{_where(index, stream)} must be a NewEvent, got {type(event).__name__}")
+    etype, data, meta, event_id, schema = event
+    type_part = _names.get(etype) if etype.__class__ is str else None
+    if type_part is None:
+        type_part = name_part(etype, f"type of {_where(index, stream)}")
+    if not _str_keyed(data):
+        data = check_dict(data, f"data of {_where(index, stream)}")
+    if meta is None:
+        meta = {}
+    elif not _str_keyed(meta):
+        meta = check_dict(meta, f"metadata of {_where(index, stream)}")
+    if schema.__class__ is not int or not 0 < schema < 2**32:
+        _check_schema(schema, index, stream)
+    if event_id is None:
         id_bytes, event_id = new_event_id()
     else:
         try:
-            parsed = uuid.UUID(event.event_id)
+            parsed = uuid.UUID(event_id)
         except (ValueError, TypeError, AttributeError):
-            raise ValueError(f"event_id of {where} is not a uuid: {event.event_id!r}") from None
+            raise ValueError(
+                f"event_id of {_where(index, stream)} is not a uuid: {event_id!r}") from None
         id_bytes, event_id = parsed.bytes, str(parsed)
     try:
         payload = _packb((data, meta))[1:]  # drop the 2-array header: the record continues
-        _unpackb(b"\x92" + payload)
+        _unpackb(b"\x92" + payload)  # nested keys and types must read back
     except (TypeError, ValueError, OverflowError):  # find which of the two, for the message
-        pack_value(data, f"data of {where}")
-        pack_value(meta, f"metadata of {where}")
+        pack_value(data, f"data of {_where(index, stream)}")
+        pack_value(meta, f"metadata of {_where(index, stream)}")
         raise
     if len(payload) + len(type_part) + 512 > MAX_RECORD_BYTES:
-        raise ValueError(f"{where} is {len(payload)} bytes packed, limit {MAX_RECORD_BYTES}")
-    tail = _packb((event_id, time.time_ns(), event.schema))[1:] + payload  # drop array header
+        raise ValueError(f"{_where(index, stream)} is {len(payload)} bytes packed, "
+                         f"limit {MAX_RECORD_BYTES}")
+    tail = _packb((event_id, time.time_ns(), schema))[1:] + payload  # drop array header
     return Encoded(id_bytes, event_id, type_part, tail)
+
+
+def _where(index: int, stream: str) -> str:
+    return f"event {index} for stream {stream!r}"
+
+
+def _check_schema(schema: object, index: int, stream: str) -> None:
+    """Accept an int subclass in range (as before); refuse anything else with a message."""
+    if not isinstance(schema, int) or not 0 < schema < 2**32:
+        raise ValueError(f"schema of {_where(index, stream)} must be an int in 1..2**32-1, "
+                         f"got {schema!r}")
 
 
 def record_body(enc: Encoded, stream_part: bytes, version: int) -> bytes:

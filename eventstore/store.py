@@ -15,6 +15,7 @@ from .codec import (
     POS,
     check_dict,
     encode_event,
+    name_bytes,
     name_part,
     pack_value,
     stream_key,
@@ -100,9 +101,9 @@ class EventStore:
         if events.__class__ not in (list, tuple) or not events:
             raise ValueError(f"append to stream {stream!r} needs a non-empty list of NewEvent")
         encoded = [encode_event(e, i, stream) for i, e in enumerate(events)]
-        if len({e.id_bytes for e in encoded}) != len(encoded):
+        if len(encoded) > 1 and len({e.id_bytes for e in encoded}) != len(encoded):
             raise ValueError(f"append to stream {stream!r} repeats an event_id")
-        return (stream, stream_key(stream), spart, _check_expected_arg(stream, expected), encoded)
+        return (stream, name_bytes(spart), spart, _check_expected_arg(stream, expected), encoded)
 
     def append(self, stream: str, events: Sequence[NewEvent],
                expected_version: ExpectedVersion = ANY) -> AppendResult:
