@@ -25,13 +25,14 @@ _allocate_lock = threading.Lock
 
 
 class _Request:
-    __slots__ = ("op", "result", "error", "done", "wake")
+    __slots__ = ("op", "result", "error", "done", "elected", "wake")
 
     def __init__(self, op: Op) -> None:
         self.op = op
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
+        self.elected = False
         self.wake = _allocate_lock()
         self.wake.acquire()  # released by the leader that finishes or elects this request
 
@@ -64,7 +65,11 @@ class GroupCommitter:
             else:
                 self._leading = True
         if follow:
-            req.wake.acquire()  # done, or elected to lead the next batch
+            try:
+                req.wake.acquire()  # done, or elected to lead the next batch
+            except BaseException:  # e.g. KeyboardInterrupt while waiting: no stall for others
+                self._withdraw(req)
+                raise
         if not req.done:
             self._lead()
         if req.error is not None:
@@ -103,7 +108,20 @@ class GroupCommitter:
                 self._linger = linger
                 self.batches += 1
                 self.requests += len(batch)
-                if self._queue:
-                    self._queue[0].wake.release()  # leads the next batch
-                else:
-                    self._leading = False
+                self._elect_next()
+
+    def _elect_next(self) -> None:
+        """With the lock held: wake the first queued caller to lead, or stand down."""
+        if self._queue:
+            self._queue[0].elected = True
+            self._queue[0].wake.release()
+        else:
+            self._leading = False
+
+    def _withdraw(self, req: _Request) -> None:
+        """An interrupted caller: its queued request never runs; pass on a leadership."""
+        with self._lock:
+            if req in self._queue:
+                self._queue.remove(req)
+                if req.elected:
+                    self._elect_next()
