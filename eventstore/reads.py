@@ -121,6 +121,23 @@ def read_stream(env: Env, upcasters: Upcasters, stream: str, from_version: int,
         version += len(batch)
 
 
+def last_event(env: Env, upcasters: Upcasters, stream: str) -> RecordedEvent | None:
+    """The stream's newest event, found and read in one transaction."""
+    skey = stream_key(stream)
+    with env.reading() as txn:
+        cur = txn.cursor(db=env.index)
+        found = cur.prev() if cur.set_range(skey + b"\x01") else cur.last()
+        key = cur.key() if found else b""
+        if not (len(key) == len(skey) + 9 and key.startswith(skey) and key[len(skey)] == 0):
+            return None
+        pkey = cur.value()
+        value = txn.get(pkey, db=env.events)
+    pos = POS.unpack(pkey)[0]
+    if value is None:
+        raise StoreCorrupted(f"stream {stream!r} ends at missing position {pos}", pos)
+    return decode(pos, value, upcasters)
+
+
 def current_version(env: Env, stream: str) -> int:
     skey = stream_key(stream)
     with env.reading() as txn:

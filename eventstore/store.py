@@ -158,6 +158,10 @@ class EventStore:
     def stream_version(self, stream: str) -> int:
         return reads.current_version(self._env, stream)
 
+    def last_event(self, stream: str) -> RecordedEvent | None:
+        """The stream's newest event (None when the stream does not exist)."""
+        return reads.last_event(self._env, self._upcasters, stream)
+
     def last_position(self) -> int:
         return reads.last_position(self._env)
 

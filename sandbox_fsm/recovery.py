@@ -155,17 +155,16 @@ def _timed_out(rt: Runtime, result: SandboxRecovery, limit: float) -> None:
 
 def _candidates(rt: Runtime, report: RecoveryReport) -> list[str]:
     """Sandboxes that may need work: all but those whose last event is a finished delete."""
-    from .runtime import STREAM_PREFIX, stream_of
+    from .runtime import STREAM_PREFIX
 
     out = []
     for stream in rt.store.streams(STREAM_PREFIX):
         report.scanned += 1
-        sandbox_id = stream[len(STREAM_PREFIX):]
-        version = rt.store.stream_version(stream)
-        last = next(iter(rt.store.read_stream(stream_of(sandbox_id), from_version=version)))
-        if last.type == "OperationCompleted" and last.data.get("state") == "deleted":
+        last = rt.store.last_event(stream)
+        if last is None or (last.type == "OperationCompleted"
+                            and last.data.get("state") == "deleted"):
             continue
-        out.append(sandbox_id)
+        out.append(stream[len(STREAM_PREFIX):])
     return out
 
 

@@ -6,10 +6,12 @@ the exact `expected_version` of every append serialises them across processes.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from .recovery import RecoveryReport
 
 STREAM_PREFIX = "sandbox-"
+FOLD_CACHE = 1024   # sandboxes whose last fold is kept, most recently used
 
 
 def stream_of(sandbox_id: str) -> str:
@@ -56,6 +59,7 @@ class Runtime:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._clients: dict[str, AgentClient] = {}
+        self._folds: OrderedDict[str, SandboxState] = OrderedDict()   # sandbox -> last fold
         self.last_recovery: RecoveryReport | None = None
         self._replies: dict[str, Any] = {}
 
@@ -95,18 +99,32 @@ class Runtime:
     # -- reading --------------------------------------------------------------------------
 
     def state(self, sandbox_id: str) -> SandboxState:
-        """The sandbox as its events say (deleted ones included); NotFound if never created."""
+        """The sandbox as its events say (deleted ones included); NotFound if never created.
+
+        Folds only what was appended since the last call (events never change once
+        written), starting from a cached fold, else the stream's snapshot; the caller gets
+        its own copy.
+        """
         stream = stream_of(sandbox_id)
-        snap = self.store.load_snapshot(stream)
-        if snap is None:
-            projector, start = Projector(sandbox_id), 0
-        else:
+        with self._locks_guard:
+            cached = self._folds.get(sandbox_id)
+        if cached is not None:
+            projector, start = Projector(sandbox_id, copy.deepcopy(cached)), cached.version + 1
+        elif (snap := self.store.load_snapshot(stream)) is not None:
             projector = Projector(sandbox_id, SandboxState.from_dict(snap.state))
             start = snap.version + 1
-        projector.apply_all(self.store.read_stream(stream, from_version=start))
-        if projector.state.version < 0:
+        else:
+            projector, start = Projector(sandbox_id), 0
+        state = projector.apply_all(self.store.read_stream(stream, from_version=start))
+        if state.version < 0:
             raise NotFound(f"no sandbox {sandbox_id!r} in the log")
-        return projector.state
+        if cached is None or state.version > cached.version:
+            with self._locks_guard:
+                self._folds[sandbox_id] = copy.deepcopy(state)
+                self._folds.move_to_end(sandbox_id)
+                if len(self._folds) > FOLD_CACHE:
+                    self._folds.popitem(last=False)
+        return state
 
     def list(self) -> list[SandboxState]:
         return [self.state(s[len(STREAM_PREFIX):]) for s in self.store.streams(STREAM_PREFIX)]

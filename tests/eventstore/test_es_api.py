@@ -153,3 +153,13 @@ def test_filters_with_long_and_unicode_names(store: EventStore) -> None:
     assert [e.stream for e in store.read_stream(long_stream)] == [long_stream]
     assert list(store.streams("sandbox-")) == sorted([long_stream, "sandbox-ü"],
                                                      key=lambda s: s.encode())
+
+
+def test_last_event_is_the_streams_newest(store):
+    assert store.last_event("a") is None
+    store.append("a", [ev("t0"), ev("t1")])
+    store.append("ab", [ev("x")])           # a longer name sharing the prefix
+    store.append("a", [ev("t2", n=7)])
+    last = store.last_event("a")
+    assert (last.version, last.type, last.data, last.position) == (2, "t2", {"n": 7}, 3)
+    assert store.last_event("ab").type == "x" and store.last_event("b") is None
