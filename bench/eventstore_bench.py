@@ -220,7 +220,8 @@ def filesystem_of(path: str) -> str:
     with open("/proc/mounts") as mounts:
         for line in mounts:
             _, mount, kind, *_ = line.split()
-            if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
+            under = path == mount or path.startswith(mount.rstrip("/") + "/")
+            if under and len(mount) > len(best):
                 best, fstype = mount, kind
     return fstype
 

@@ -37,7 +37,8 @@ from sandbox_fsm.host import identity_of  # noqa: E402
 from sandbox_fsm.projection import project  # noqa: E402
 from sandbox_fsm.runtime import STREAM_PREFIX  # noqa: E402
 
-TEMPLATE_ID = "s999999999"   # every sandbox id has this length, so bytes.replace keeps msgpack valid
+# Every sandbox id has this length, so bytes.replace keeps msgpack valid.
+TEMPLATE_ID = "s999999999"
 
 
 def sandbox_id(i: int) -> str:
@@ -171,7 +172,8 @@ def main() -> None:
               f"(dry-run tracemalloc peak {dry_peak / 2**20:.1f} MiB)")
         print(f"second recover(): acted on {len(again.sandboxes)}")
         print(f"ratio recover / naive: {t_recover / t_naive:.3f}x (target <= 0.2x)")
-        print(f"process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"process peak RSS: {rss_mib:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def name_part(name: object, what: str) -> bytes:
         raise ValueError(f"{what} must not be empty")
     raw = name.encode("utf-8")
     if len(raw) > MAX_NAME_BYTES:
-        raise ValueError(f"{what} {name[:40]!r}... is {len(raw)} bytes UTF-8, limit {MAX_NAME_BYTES}")
+        raise ValueError(
+            f"{what} {name[:40]!r}... is {len(raw)} bytes UTF-8, limit {MAX_NAME_BYTES}")
     if b"\x00" in raw:
         raise ValueError(f"{what} {name!r} contains NUL")
     if len(_names) >= _NAMES_CACHED:

@@ -152,8 +152,8 @@ def state_at(events: Iterable[Any], at: tuple[str, int], sandbox_id: str = ""
             break
         projector.apply(e)
     if projector.state.version < 0:
-        raise InvalidRequest(f"sandbox {sandbox_id!r} has no events at or before "
-                             f"{'position ' + str(value) if kind == 'position' else iso(value * 1_000_000)}")
+        where = f"position {value}" if kind == "position" else iso(value * 1_000_000)
+        raise InvalidRequest(f"sandbox {sandbox_id!r} has no events at or before {where}")
     return projector.state
 
 
@@ -184,7 +184,8 @@ def path_taken(events: Iterable[Any], kind: str = "sandbox", container: str | No
         elif e.type in ("OperationCompleted", "OperationAborted") and d.get("op") in open_ops:
             op = open_ops.pop(d["op"])
             wanted = container if kind == "container" else None
-            if op.get("trigger") and op.get("container") == wanted and (e.type == "OperationCompleted" or d["state"] != op["from"]):
+            moved = e.type == "OperationCompleted" or d["state"] != op["from"]
+            if op.get("trigger") and op.get("container") == wanted and moved:
                 path.append(Transition(op["from"], op["trigger"], d["state"],
                                        e.type == "OperationCompleted"))
         elif e.type == "SandboxLost" and path:

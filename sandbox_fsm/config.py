@@ -144,7 +144,8 @@ def load_config(path: str | os.PathLike[str]) -> RuntimeConfig:
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(where, "<file>", f"cannot read: {exc.strerror}", "a readable file") from exc
+        raise ConfigError(where, "<file>", f"cannot read: {exc.strerror}",
+                          "a readable file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, "<file>", f"not valid TOML ({exc})", "TOML syntax") from exc
     return parse_config(raw, source=where)
@@ -209,7 +210,8 @@ def _rpc_names() -> tuple[str, ...]:
 def _value(hint: Any, meta: Mapping[str, Any], value: Any, source: str, label: str) -> Any:
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(source, label, f"{value!r} is not a list of strings", "[\"...\", ...]")
+            raise ConfigError(source, label, f"{value!r} is not a list of strings",
+                              "[\"...\", ...]")
         return tuple(value)
     ok = {
         bool: isinstance(value, bool),

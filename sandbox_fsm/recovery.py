@@ -335,7 +335,8 @@ def _container_exits(rt: Runtime, state: SandboxState, timeout: float) -> list[t
         return []
     exits = []
     with AgentClient(state.agent_url, keep_connection=True, sandbox_id=state.id,
-                     timeouts={"WaitProcess": min(EXIT_PROBE_S, timeout), "default": timeout}) as client:
+                     timeouts={"WaitProcess": min(EXIT_PROBE_S, timeout),
+                               "default": timeout}) as client:
         for cid in running:
             try:
                 exits.append((cid, client.wait_process(cid, cid)))

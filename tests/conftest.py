@@ -6,7 +6,8 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "root: needs root (mounts, namespaces); fails in CI if not root")
+    config.addinivalue_line(
+        "markers", "root: needs root (mounts, namespaces); fails in CI if not root")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

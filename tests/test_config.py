@@ -58,7 +58,8 @@ enable_agent_pidns = true
 
 
 def test_timeouts():
-    timeouts = parse_config({"agent": {"timeouts": {"default": 10, "ExecProcess": 3}}}).agent.timeouts
+    raw = {"agent": {"timeouts": {"default": 10, "ExecProcess": 3}}}
+    timeouts = parse_config(raw).agent.timeouts
     assert timeouts.for_rpc("ExecProcess") == 3.0
     assert timeouts.for_rpc("StartContainer") == 10.0
     assert timeouts.for_rpc("Check") == 30.0

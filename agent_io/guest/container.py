@@ -27,7 +27,8 @@ def process_spec(proc, string_user, root, where: str) -> ProcessSpec:
     if string_user is not None and string_user.uid:
         uid = _ids(string_user.uid, f"{where}: string_user.uid")
         gid = _ids(string_user.gid or "0", f"{where}: string_user.gid")
-        groups = [_ids(g, f"{where}: string_user.additionalGids") for g in string_user.additionalGids]
+        groups = [_ids(g, f"{where}: string_user.additionalGids")
+                  for g in string_user.additionalGids]
     return ProcessSpec(
         args=list(proc.Args),
         env=list(proc.Env),

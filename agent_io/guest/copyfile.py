@@ -38,7 +38,8 @@ class FileCopier:
             self._parents(target.parent, req.dir_mode, where)
             target = confined(self._root, req.path, where)  # re-check after creating parents
             tmp = target.parent / f".{target.name}.copy-tmp"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if req.offset == 0 else 0)
+            flags = (os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+                     | (os.O_TRUNC if req.offset == 0 else 0))
             fd = os.open(tmp, flags, 0o600)
             try:
                 os.pwrite(fd, req.data, req.offset)

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--type", action="append", dest="types", metavar="T",
                    help="only events of this type (repeatable)")
-    p.add_argument("--sandbox", type=context.sandbox_id, metavar="ID", help="only this sandbox's events")
+    p.add_argument("--sandbox", type=context.sandbox_id, metavar="ID",
+                   help="only this sandbox's events")
     p.add_argument("--from", dest="from_position", type=int, default=0, metavar="POSITION")
     p.set_defaults(func=cmd_log)
 
@@ -51,13 +52,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("export", parents=[common], help="every event, every field, as JSON")
     p.add_argument("--format", choices=["jsonl"], default="jsonl")
-    p.add_argument("--sandbox", type=context.sandbox_id, metavar="ID", help="only this sandbox's events")
+    p.add_argument("--sandbox", type=context.sandbox_id, metavar="ID",
+                   help="only this sandbox's events")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("diagram", parents=[common],
                        help="the lifecycle machine as a Mermaid state diagram")
     p.add_argument("kind", nargs="?", choices=["sandbox", "container"], default="sandbox")
-    p.add_argument("--sandbox", type=context.sandbox_id, metavar="ID", help="mark the path this sandbox took")
+    p.add_argument("--sandbox", type=context.sandbox_id, metavar="ID",
+                   help="mark the path this sandbox took")
     p.add_argument("--container", type=context.sandbox_id, metavar="CID",
                    help="with `container`: which container's path (default: the sandbox id)")
     p.set_defaults(func=cmd_diagram)

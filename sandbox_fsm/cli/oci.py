@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = add("create", cmd_create, "create a sandbox and its container from an OCI bundle")
     p.add_argument("id", type=context.sandbox_id)
     p.add_argument("--bundle", "-b", default=".", help="bundle directory (default: .)")
-    add("start", cmd_start, "start the container's process").add_argument("id", type=context.sandbox_id)
-    add("state", cmd_state, "print the OCI state of a container").add_argument("id", type=context.sandbox_id)
+    add("start", cmd_start, "start the container's process").add_argument(
+        "id", type=context.sandbox_id)
+    add("state", cmd_state, "print the OCI state of a container").add_argument(
+        "id", type=context.sandbox_id)
     p = add("kill", cmd_kill, "send a signal to the container's process")
     p.add_argument("id", type=context.sandbox_id)
     p.add_argument("signal", nargs="?", default="TERM", help="name (TERM, SIGKILL) or number")
@@ -43,8 +45,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = add("delete", cmd_delete, "delete the container and its sandbox")
     p.add_argument("id", type=context.sandbox_id)
     p.add_argument("--force", "-f", action="store_true", help="stop a running one first")
-    add("pause", cmd_pause, "pause the container's processes").add_argument("id", type=context.sandbox_id)
-    add("resume", cmd_resume, "resume the container's processes").add_argument("id", type=context.sandbox_id)
+    add("pause", cmd_pause, "pause the container's processes").add_argument(
+        "id", type=context.sandbox_id)
+    add("resume", cmd_resume, "resume the container's processes").add_argument(
+        "id", type=context.sandbox_id)
     p = add("ps", cmd_ps, "list the container's processes")
     p.add_argument("id", type=context.sandbox_id)
     p.add_argument("ps_args", nargs="*", help="arguments for ps (default -ef)")

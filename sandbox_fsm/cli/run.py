@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        description="Create and start a sandbox and one container running "
                        "CMD, stream its output, exit with its status, then delete the "
                        "sandbox (unless --keep).")
-    p.add_argument("--id", type=context.sandbox_id, help="sandbox (and container) id; default run-<8 hex>")
+    p.add_argument("--id", type=context.sandbox_id,
+                   help="sandbox (and container) id; default run-<8 hex>")
     p.add_argument("--rootfs", help="root filesystem directory (default: the host's commands)")
     p.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
                    help="bind-mount host path SRC at DST (repeatable)")

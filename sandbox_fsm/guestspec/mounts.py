@@ -65,7 +65,8 @@ def ephemeral_storages(
         guest = posixpath.join(EPHEMERAL_PATH, posixpath.basename(mnt.get("source", "")))
         mnt.update(type="bind", source=guest)
         storages.append(
-            m.agent.Storage(driver=EPHEMERAL_TYPE, source="tmpfs", fstype="tmpfs", mount_point=guest)
+            m.agent.Storage(driver=EPHEMERAL_TYPE, source="tmpfs", fstype="tmpfs",
+                            mount_point=guest)
         )
     return out, storages
 

@@ -97,7 +97,8 @@ def test_terminal_process_and_resize(agent):
 
 
 def test_stats_and_ps_table(agent):
-    _run(agent, "st", ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 600"])
+    busy = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 600"
+    _run(agent, "st", ["sh", "-c", busy])
     (pid,) = _pids(agent, "st")
     agent.client.update_container("st", m.oci.LinuxResources(Pids=m.oci.LinuxPids(Limit=50)))
     stats = agent.client.stats_container("st").cgroup_stats

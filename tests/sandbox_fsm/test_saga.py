@@ -95,7 +95,8 @@ def test_forward_operation_is_not_undone(store, tmp_path: Path) -> None:
         "StepFailed", "CompensationStarted", "OperationAborted"]
 
 
-@pytest.mark.parametrize("spec", ["x", "x:during", "x:before#", "x:before#0", "x:before#n", ":after"])
+@pytest.mark.parametrize(
+    "spec", ["x", "x:during", "x:before#", "x:before#0", "x:before#n", ":after"])
 def test_crash_knob_rejects_bad_specs(spec: str) -> None:
     with pytest.raises(ValueError, match="SBX_CRASH_AT"):
         CrashKnob(spec)
