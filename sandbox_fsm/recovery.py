@@ -119,7 +119,7 @@ def recover(rt: Runtime, *, dry_run: bool = False, step_timeout: float = 30.0,
     """
     limit = sandbox_timeout if sandbox_timeout is not None else step_timeout * 4
     report = RecoveryReport(dry_run)
-    todo = _candidates(rt, report)
+    report.scanned, todo = rt.live_sandboxes()
     todo.reverse()
     results: list[SandboxRecovery] = []
     finished: queue.SimpleQueue[SandboxRecovery] = queue.SimpleQueue()
@@ -152,21 +152,6 @@ def _timed_out(rt: Runtime, result: SandboxRecovery, limit: float) -> None:
         result.held = rt.state(result.id).held()
     except SandboxError as exc:
         result.error += f"; its state could not be read: {exc}"
-
-
-def _candidates(rt: Runtime, report: RecoveryReport) -> list[str]:
-    """Sandboxes that may need work: all but those whose last event is a finished delete."""
-    from .runtime import STREAM_PREFIX
-
-    out = []
-    for stream in rt.store.streams(STREAM_PREFIX):
-        report.scanned += 1
-        last = rt.store.last_event(stream)
-        if last is None or (last.type == "OperationCompleted"
-                            and last.data.get("state") == "deleted"):
-            continue
-        out.append(stream[len(STREAM_PREFIX):])
-    return out
 
 
 def _guarded(rt: Runtime, result: SandboxRecovery, dry_run: bool, step_timeout: float,

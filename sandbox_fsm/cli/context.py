@@ -13,8 +13,9 @@ from typing import Any
 
 from eventstore import EventStore
 
+from .. import host
 from ..config import RuntimeConfig, load_config
-from ..errors import NotFound
+from ..errors import NotFound, SandboxError
 from ..host import InvalidId, validate_id
 from ..runtime import Runtime
 
@@ -43,10 +44,22 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
     return load_config(args.config) if args.config else RuntimeConfig.default()
 
 
+RUN_OWNER = "io.sbx.run.owner"   # annotation: "<pid>:<start time>" of the `sbx run`
+
+
+def this_process() -> str:
+    me = host.identity_of(os.getpid())
+    assert me is not None
+    return f"{me.pid}:{me.start_time}"
+
+
 @contextmanager
 def writer(args: argparse.Namespace, *, recover: bool = True) -> Iterator[Runtime]:
-    """A Runtime that may append; opening it recovers what a killed `sbx` left half-done."""
+    """A Runtime that may append; opening it recovers what a killed `sbx` left half-done,
+    including the sandboxes of `sbx run`s killed before they could remove them."""
     rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args), recover=recover)
+    if recover:
+        reap_orphans(rt)
     try:
         yield rt
     finally:
@@ -106,3 +119,40 @@ def sandbox_id(text: str) -> str:
         return validate_id(text, "id")
     except InvalidId as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def reap_orphans(rt: Runtime) -> None:
+    """Remove sandboxes whose `sbx run` (not --keep) died without removing them, as
+    `docker run --rm` leaves it to the daemon; one left busy by a live process is skipped."""
+    for sid in rt.live_sandboxes()[1]:
+        state = rt.state(sid)
+        owner = (state.config.get("annotations") or {}).get(RUN_OWNER)
+        if not owner or state.operation is not None or state.state in ("new", "deleted"):
+            continue
+        try:
+            pid, start = (int(x) for x in owner.split(":"))
+        except ValueError:
+            continue   # not written by `sbx run`: not ours to judge
+        if host.is_alive(host.ProcessIdentity(pid, start)):
+            continue
+        print(f"sbx: removing sandbox {sid!r}, left by a killed `sbx run` (pid {pid})",
+              file=sys.stderr)
+        remove(rt, sid)
+
+
+def remove(rt: Runtime, sid: str) -> None:
+    """Stop and delete whatever of the sandbox exists; report (not raise) what fails."""
+    try:
+        state = rt.state(sid)
+    except NotFound:
+        return
+    try:
+        for cid, c in state.containers.items():
+            if c.state in ("created", "running", "paused", "failed"):
+                rt.stop_container(sid, cid)
+            if c.state != "deleted":
+                rt.delete_container(sid, cid)
+        if rt.state(sid).state not in ("new", "deleted"):
+            rt.delete_sandbox(sid, force=True)
+    except SandboxError as exc:
+        print(f"sbx: error: cleaning up sandbox {sid!r}: {exc}", file=sys.stderr)

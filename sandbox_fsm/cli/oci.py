@@ -19,7 +19,6 @@ from ..errors import InvalidRequest, NotFound, SandboxError
 from ..runtime import Runtime
 from ..state import SandboxState
 from . import context
-from .run import remove
 
 OCI_VERSION = "1.0.2"
 EXIT_GRACE = 1.0      # how long `delete` waits to learn that a killed process has exited
@@ -83,7 +82,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             rt.start_sandbox(args.id)
             rt.create_container(args.id, container)
         except SandboxError:
-            remove(rt, args.id)
+            context.remove(rt, args.id)
             raise
     return 0
 
@@ -154,7 +153,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 and not _exited(rt, args.id, args.id):
             raise InvalidRequest(f"cannot delete {args.id!r}: its process is still running "
                                  "(kill it first, or use --force)")
-        remove(rt, args.id)
+        context.remove(rt, args.id)
         final = rt.state(args.id)
         if final.state != "deleted":
             raise SandboxError(f"sandbox {args.id!r} was not deleted: it is {final.state}; "

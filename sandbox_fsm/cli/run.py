@@ -7,8 +7,7 @@ import os
 import secrets
 import sys
 
-from ..errors import InvalidRequest, NotFound, SandboxError
-from ..runtime import Runtime
+from ..errors import InvalidRequest
 from ..spec import ContainerConfig, Mount, SandboxConfig
 from . import context
 from .session import Interrupted, SignalGate, attach
@@ -88,7 +87,11 @@ def configs(args: argparse.Namespace) -> tuple[SandboxConfig, ContainerConfig]:
         cwd=args.workdir, user=args.user,
         rootfs=rootfs, mounts=mounts,
         terminal=args.tty, hostname=args.hostname)
-    return SandboxConfig(id=sid, hostname=args.hostname).validated(), container.validated()
+    # Unless kept, the sandbox names this `sbx run`: if it is killed before removing the
+    # sandbox, the next `sbx` that opens the runtime removes it (context.reap_orphans).
+    owner = {} if args.keep else {context.RUN_OWNER: context.this_process()}
+    sandbox = SandboxConfig(id=sid, hostname=args.hostname, annotations=owner)
+    return sandbox.validated(), container.validated()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -115,25 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.keep:
                 print(f"sbx: kept sandbox {sid!r}", file=sys.stderr)
             else:
-                remove(rt, sid)
-
-
-def remove(rt: Runtime, sid: str) -> None:
-    """Stop and delete whatever of the sandbox exists; report (not raise) what fails."""
-    try:
-        state = rt.state(sid)
-    except NotFound:
-        return
-    try:
-        for cid, c in state.containers.items():
-            if c.state in ("created", "running", "paused", "failed"):
-                rt.stop_container(sid, cid)
-            if c.state != "deleted":
-                rt.delete_container(sid, cid)
-        if rt.state(sid).state not in ("new", "deleted"):
-            rt.delete_sandbox(sid, force=True)
-    except SandboxError as exc:
-        print(f"sbx: error: cleaning up sandbox {sid!r}: {exc}", file=sys.stderr)
+                context.remove(rt, sid)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

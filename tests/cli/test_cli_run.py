@@ -98,3 +98,20 @@ def test_a_signal_during_setup_still_removes_the_sandbox(sbx):
     assert proc.wait(30) == 128 + signal.SIGTERM
     [row] = json.loads(sbx.ok("list", "--json").stdout)
     assert row["state"] == "deleted"
+
+
+def test_a_killed_run_is_recovered_and_its_sandbox_removed_by_the_next_sbx(sbx):
+    out = sbx("run", "--id", "orphan", "--", "echo", "hi",
+              env={"SBX_CRASH_AT": "start_container_in_guest:after"})
+    assert out.returncode == -9
+    assert json.loads(sbx.ok("state", "orphan").stdout)["status"] in ("created", "running")
+    nxt = sbx.ok("run", "--", "echo", "again")
+    assert nxt.stdout == "again\n"
+    assert "removing sandbox 'orphan', left by a killed `sbx run`" in nxt.stderr
+    assert sbx("state", "orphan").returncode == 4
+    kept = sbx("run", "--id", "kept", "--keep", "--", "true",
+               env={"SBX_CRASH_AT": "start_container_in_guest:after"})
+    assert kept.returncode == -9
+    sbx.ok("run", "--", "true")
+    assert sbx("state", "kept").returncode == 0     # --keep: never removed behind its back
+    sbx.ok("delete", "--force", "kept")
