@@ -73,13 +73,25 @@ def up(dirs: tuple[Path, Path], proxy: str = "builtin") -> Runtime:
     return rt
 
 
+def kill(pid: int, *, reaped: bool) -> None:
+    """SIGKILL from outside and wait until the host shows it dead (a zombie of ours), or
+    gone altogether once its parent (the guest) has reaped it: a signal is asynchronous,
+    and recovery must be judged on what it finds, not on a race with the kernel."""
+    ident = identity_of(pid)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while ident is not None and (identity_of(pid) == ident if reaped else is_alive(ident)):
+        assert time.monotonic() < deadline, f"pid {pid} survived SIGKILL"
+        time.sleep(0.01)
+
+
 def test_guest_killed_from_outside_is_lost(dirs: tuple[Path, Path]) -> None:
     rt = up(dirs, proxy="process")
     try:
         before = rt.state(SBX)
         proxy = before.proxy
         assert proxy is not None
-        os.kill(before.guest["pid"], signal.SIGKILL)
+        kill(before.guest["pid"], reaped=False)
         report = rt.recover(step_timeout=5.0)
         assert report.ok, str(report)
         state = check_recovered(rt, dirs[1], SBX)
@@ -122,7 +134,7 @@ def _container_pid(guest: int) -> int:
 def test_container_killed_exit_is_recorded(dirs: tuple[Path, Path]) -> None:
     rt = up(dirs)
     try:
-        os.kill(_container_pid(rt.state(SBX).guest["pid"]), signal.SIGKILL)
+        kill(_container_pid(rt.state(SBX).guest["pid"]), reaped=True)
         report = rt.recover(step_timeout=5.0)
         assert report.ok, str(report)
         state = check_recovered(rt, dirs[1], SBX)
@@ -142,7 +154,7 @@ def test_recycled_pid_is_never_signalled(dirs: tuple[Path, Path]) -> None:
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         guest = rt.state(SBX).guest
-        os.kill(guest["pid"], signal.SIGKILL)
+        kill(guest["pid"], reaped=False)
         other = identity_of(bystander.pid)
         recycled = {**guest, "pid": other.pid, "start_time": other.start_time + 1}
         version = rt.state(SBX).version
