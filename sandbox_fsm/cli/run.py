@@ -75,6 +75,15 @@ def parse_volume(spec: str) -> Mount:
     return Mount(source=source, destination=parts[1], readonly=parts[2:] == ["ro"])
 
 
+def console_size() -> dict | None:
+    """Our window size as the OCI process's consoleSize, so `-t` starts at the right size."""
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return None
+    return {"process": {"consoleSize": {"height": size.lines, "width": size.columns}}}
+
+
 def configs(args: argparse.Namespace) -> tuple[SandboxConfig, ContainerConfig]:
     """Everything `sbx run` was asked for, validated before anything is written."""
     sid = args.id or f"run-{secrets.token_hex(4)}"
@@ -86,7 +95,7 @@ def configs(args: argparse.Namespace) -> tuple[SandboxConfig, ContainerConfig]:
         id=sid, args=tuple(command_of(args)), env={**DEFAULT_ENV, **parse_env(args.env)},
         cwd=args.workdir, user=args.user,
         rootfs=rootfs, mounts=mounts,
-        terminal=args.tty, hostname=args.hostname)
+        terminal=args.tty, hostname=args.hostname, oci=console_size() if args.tty else None)
     # Unless kept, the sandbox names this `sbx run`: if it is killed before removing the
     # sandbox, the next `sbx` that opens the runtime removes it (context.reap_orphans).
     owner = {} if args.keep else {context.RUN_OWNER: context.this_process()}

@@ -36,13 +36,19 @@ class SignalGate:
     def __init__(self) -> None:
         self.pending: list[int] = []
         self.first: int | None = None
+        self.resized = False
         self.wake = threading.Event()
         self._saved: dict[int, object] = {}
 
     def __enter__(self) -> SignalGate:
         for sig in FORWARDED:
             self._saved[sig] = signal.signal(sig, self._on_signal)
+        self._saved[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_resize)
         return self
+
+    def _on_resize(self, signum: int, frame: object) -> None:
+        self.resized = True
+        self.wake.set()
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._saved.items():
@@ -102,6 +108,16 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+def _resize(rt: Runtime, sid: str, cid: str, exec_id: str | None) -> None:
+    """Give the process's terminal our window size (nothing to give without a tty)."""
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return
+    with contextlib.suppress(SandboxError):
+        rt.tty_resize(sid, cid, size.lines, size.columns, exec_id)
+
+
 def attach(rt: Runtime, gate: SignalGate, sid: str, cid: str, exec_id: str | None = None, *,
            interactive: bool = False, terminal: bool = False) -> int:
     """Stream the process's stdio until it exits; forward queued signals; return its status."""
@@ -126,8 +142,12 @@ def attach(rt: Runtime, gate: SignalGate, sid: str, cid: str, exec_id: str | Non
         gate.wake.set()
 
     threading.Thread(target=waiter, daemon=True, name="wait").start()
+    gate.resized = terminal   # the process's terminal starts at our size, as runc's does
     with raw_terminal(terminal and interactive):
         while not result:
+            if gate.resized:
+                gate.resized = False
+                _resize(rt, sid, cid, exec_id)
             gate.wake.wait()
             gate.wake.clear()
             for signum in gate.take():

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import pty
 import re
 import signal
+import struct
+import subprocess
+import sys
+import termios
 import time
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +124,20 @@ def test_a_killed_run_is_recovered_and_its_sandbox_removed_by_the_next_sbx(sbx):
     sbx.ok("run", "--", "true")
     assert sbx("state", "kept").returncode == 0     # --keep: never removed behind its back
     sbx.ok("delete", "--force", "kept")
+
+
+def test_run_t_gives_the_process_a_terminal_of_our_size(sbx):
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    sbx_bin = str(Path(sys.executable).parent / "sbx")
+    proc = subprocess.Popen([sbx_bin, "run", "-t", "--", "sh", "-c", "tty; stty size"],
+                            stdin=slave, stdout=slave, stderr=slave, env=sbx.env)
+    os.close(slave)
+    out = b""
+    with contextlib.suppress(OSError):      # EIO once every writer has closed the pty
+        while chunk := os.read(master, 4096):
+            out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, out
+    lines = out.decode().split()
+    assert lines[0].startswith("/dev/pts/") and lines[1:] == ["30", "100"], out
