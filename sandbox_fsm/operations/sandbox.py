@@ -116,21 +116,27 @@ def _start_vm(ctx: OpContext, args: dict) -> dict:
         "socket": args["socket"]}]}
 
 
-def _stop_process(ctx: OpContext, role: str, args: dict, outcome: dict | None) -> None:
+def _end_processes(ctx: OpContext, idents: list[host.ProcessIdentity], socket: str, *,
+                   timeout: float = 5.0) -> None:
+    """End a guest or proxy process and drop what points at it: our client, its socket."""
+    for ident in idents:
+        host.terminate(ident, timeout=timeout)
+    ctx.runtime.forget_agent(ctx.sandbox_id)
+    if os.path.lexists(socket):
+        os.unlink(socket)
+
+
+def _stop_process(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     """Stop a process this operation started: by its recorded identity, or when the
     outcome was never recorded, by the unique socket path on its command line."""
     acquired = (outcome or {}).get("acquired") or ()
     idents = ([identity(r) for r in acquired] if acquired
               else host.find_by_cmdline(args["socket"]))
-    for ident in idents:
-        host.terminate(ident)
-    ctx.runtime.forget_agent(ctx.sandbox_id)
-    if os.path.lexists(args["socket"]):
-        os.unlink(args["socket"])
+    _end_processes(ctx, idents, args["socket"])
 
 
 def _stop_vm_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
-    _stop_process(ctx, "guest", args, outcome)
+    _stop_process(ctx, args, outcome)
 
 
 def _plan_proxy(ctx: OpContext) -> dict:
@@ -156,7 +162,7 @@ def _start_proxy(ctx: OpContext, args: dict) -> dict:
 
 def _stop_proxy_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     if args["type"] != "builtin":
-        _stop_process(ctx, "proxy", args, outcome)
+        _stop_process(ctx, args, outcome)
 
 
 def _check_agent(ctx: OpContext, args: dict) -> dict:
@@ -221,11 +227,7 @@ def _released_process(ctx: OpContext, role: str) -> dict:
     if resource is None:
         return {"released": []}
     grace = STATIC_TRACE_GRACE_S if resource.get("disable_vm_shutdown") else 5.0
-    host.terminate(identity(resource), timeout=grace)
-    if role == "guest":
-        ctx.runtime.forget_agent(ctx.sandbox_id)
-    if os.path.lexists(resource["socket"]):
-        os.unlink(resource["socket"])
+    _end_processes(ctx, [identity(resource)], resource["socket"], timeout=grace)
     return {"released": [resource["key"]], "pid": resource["pid"]}
 
 
