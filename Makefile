@@ -5,7 +5,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint bench protos clean
+.PHONY: demo test lint bench protos clean sysdeps
+
+# System packages the tests and the demo drive for real (runc in the guest agent, the qemu
+# driver, containerd and Docker as OCI clients, nats-server, Chromium). Installed with apt
+# when running as root and missing; otherwise left to the user.
+SYSDEPS = runc containerd docker.io qemu-system-x86 linux-image-amd64 busybox-static \
+          nats-server chromium e2fsprogs xfsprogs util-linux
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +19,23 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $@
 
-demo: $(BIN)/.installed
+sysdeps:
+	@missing=$$(for p in $(SYSDEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing: $$missing"; \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing) \
+	      >/tmp/sbx-apt.log 2>&1 || { tail -20 /tmp/sbx-apt.log; exit 1; }; \
+	  else echo "missing system packages (install them as root): $$missing"; fi; fi
+
+demo: sysdeps $(BIN)/.installed
 	$(BIN)/sbx run -- echo hello
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
-test: lint
+test: sysdeps lint
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed
