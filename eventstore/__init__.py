@@ -1,6 +1,12 @@
 """Domain-free, durable, tamper-evident event log (LMDB + msgpack)."""
 
-from .errors import EventStoreError, IdempotencyConflict, StoreCorrupted, WrongExpectedVersion
+from .errors import (
+    EventStoreError,
+    IdempotencyConflict,
+    StoreCorrupted,
+    StoreTruncated,
+    WrongExpectedVersion,
+)
 from .model import (
     ANY,
     NO_STREAM,
@@ -16,5 +22,5 @@ from .store import EventStore
 __all__ = [
     "ANY", "NO_STREAM", "STREAM_EXISTS", "AppendResult", "EventStore", "EventStoreError",
     "IdempotencyConflict", "NewEvent", "RecordedEvent", "Snapshot", "StoreCorrupted",
-    "VerifyReport", "WrongExpectedVersion",
+    "StoreTruncated", "VerifyReport", "WrongExpectedVersion",
 ]

@@ -7,7 +7,7 @@ A stored value is ``hash[32]`` followed by one msgpack array::
 Type and stream are short msgpack strings (at most 200 bytes: fixstr or str8) right
 after the array header at offset 32, so filters compare raw bytes and never unpack a
 record they skip; the other header fields come before data, so a streaming Unpacker
-reads them without touching data (`header_of`); a full read is one `unpackb`.
+reads them without touching data (`header_of`, `record_is`); a full read is one `unpackb`.
 The hash covers ``prev_hash | position | value[32:]``.
 """
 
@@ -238,15 +238,32 @@ def decode(position: int, value: bytes, upcasters: Upcasters) -> RecordedEvent:
                                          recorded_at, schema, value[:32].hex()))
 
 
-def header_of(position: int, value: bytes) -> tuple[str, int]:
-    """(stream, version) of a stored value, without unpacking data or metadata."""
+def header_of(position: int, value: bytes) -> tuple[str, str, int, str]:
+    """(type, stream, version, event id) of a stored value, without unpacking data."""
     try:
         unpacker = msgpack.Unpacker()
         unpacker.feed(value[32:])
         if unpacker.read_array_header() != 8:
             raise ValueError("record is not an 8-element array")
-        unpacker.skip()
-        return unpacker.unpack(), unpacker.unpack()
+        etype, stream, version, event_id = (unpacker.unpack() for _ in range(4))
+        if not (isinstance(etype, str) and isinstance(stream, str)
+                and isinstance(version, int) and isinstance(event_id, str)):
+            raise ValueError("header fields have the wrong types")
+        return etype, stream, version, event_id
     except Exception as exc:  # noqa: BLE001 - any decode failure means a damaged record
         raise StoreCorrupted(
             f"record at position {position} has a damaged header: {exc!r}", position) from None
+
+
+def record_is(value: bytes, skey: bytes, version: int) -> bool:
+    """True when a stored value names stream `skey` (UTF-8) at `version`: an index entry
+    that points elsewhere is damage, never another stream's event."""
+    try:
+        if value[32:33] != _ARRAY8:
+            return False
+        start, n = _after_name(value, 33)
+        start, n = _after_name(value, start + n)
+        return (n == len(skey) and value.startswith(skey, start)
+                and value.startswith(_packb(version), start + n))
+    except IndexError:
+        return False

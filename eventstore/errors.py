@@ -29,3 +29,7 @@ class StoreCorrupted(EventStoreError):
     def __init__(self, message: str, position: int | None = None) -> None:
         super().__init__(message)
         self.position = position
+
+
+class StoreTruncated(StoreCorrupted):
+    """The data file is shorter than the pages its environment uses (reading would SIGBUS)."""

@@ -10,7 +10,8 @@ from typing import TypeVar
 
 import lmdb
 
-from .errors import EventStoreError
+from .datafile import DATA_FILE, check_data_file
+from .errors import EventStoreError, StoreCorrupted
 
 DEFAULT_MAP_SIZE = 16 * 1024**3
 DB_NAMES = (b"events", b"index", b"snapshots")
@@ -18,6 +19,7 @@ DB_NAMES = (b"events", b"index", b"snapshots")
 position (one B-tree for both, so an append dirties one fewer tree). snapshots: stream ->
 snapshot."""
 T = TypeVar("T")
+_DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError)
 
 
 class Env:
@@ -27,8 +29,9 @@ class Env:
                  map_size: int | None) -> None:
         self.path = os.fspath(path)
         self.readonly = readonly
-        if readonly and not os.path.exists(os.path.join(self.path, "data.mdb")):
+        if readonly and not os.path.exists(os.path.join(self.path, DATA_FILE)):
             raise EventStoreError(f"no event store at {self.path!r} to open read-only")
+        check_data_file(self.path)
         try:
             self.env = lmdb.open(
                 self.path, map_size=map_size or DEFAULT_MAP_SIZE, max_dbs=len(DB_NAMES) + 2,
@@ -63,6 +66,8 @@ class Env:
                 raise
             try:
                 yield txn
+            except _DAMAGE as exc:
+                raise StoreCorrupted(f"LMDB reports damage in {self.path!r}: {exc}") from None
             finally:
                 txn.abort()
                 self._leave()

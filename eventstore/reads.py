@@ -7,7 +7,16 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
 from typing import Any
 
-from .codec import HASH_LEN, POS, Upcasters, decode, stream_key, stream_startswith, type_prefixes
+from .codec import (
+    HASH_LEN,
+    POS,
+    Upcasters,
+    decode,
+    record_is,
+    stream_key,
+    stream_startswith,
+    type_prefixes,
+)
 from .errors import StoreCorrupted
 from .lmdbenv import Env
 from .model import RecordedEvent
@@ -108,11 +117,12 @@ def read_stream(env: Env, upcasters: Upcasters, stream: str, from_version: int,
                 v = POS.unpack_from(key, len(skey) + 1)[0]
                 if (to_version is not None and v > to_version) or len(batch) == CHUNK:
                     break
+                if v != version + len(batch):
+                    raise StoreCorrupted(f"stream {stream!r} has no version "
+                                         f"{version + len(batch)} in its index")
                 value = txn.get(pkey, db=env.events)
-                pos = POS.unpack(pkey)[0]
-                if value is None:
-                    raise StoreCorrupted(
-                        f"stream {stream!r} version {v} points at missing position {pos}", pos)
+                pos = _pos(pkey)
+                _check_indexed(value, skey, v, pos)
                 batch.append((pos, value))
         if not batch:
             return
@@ -132,10 +142,26 @@ def last_event(env: Env, upcasters: Upcasters, stream: str) -> RecordedEvent | N
             return None
         pkey = cur.value()
         value = txn.get(pkey, db=env.events)
-    pos = POS.unpack(pkey)[0]
-    if value is None:
-        raise StoreCorrupted(f"stream {stream!r} ends at missing position {pos}", pos)
+    pos = _pos(pkey)
+    _check_indexed(value, skey, POS.unpack_from(key, len(skey) + 1)[0], pos)
     return decode(pos, value, upcasters)
+
+
+def _pos(pkey: bytes) -> int:
+    """The position an index value holds (-1 when it is not 8 bytes: damage)."""
+    return POS.unpack(pkey)[0] if len(pkey) == POS.size else -1
+
+
+def _check_indexed(value: bytes | None, skey: bytes, version: int, pos: int) -> None:
+    """Refuse what the index entry (stream, version) -> pos points at unless it is that
+    stream's event at that version: a damaged index must not show another stream's event."""
+    stream = skey.decode("utf-8", "replace")
+    if value is None:
+        raise StoreCorrupted(
+            f"stream {stream!r} version {version} points at missing position {pos}", pos)
+    if not record_is(value, skey, version):
+        raise StoreCorrupted(f"index of stream {stream!r} version {version} points at "
+                             f"position {pos}, which holds another record", pos)
 
 
 def current_version(env: Env, stream: str) -> int:

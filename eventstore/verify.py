@@ -1,52 +1,140 @@
-"""Hash-chain walk: finds the first changed, removed, reordered or inserted record."""
+"""Verification: the hash chain finds the first changed, removed, reordered or inserted
+record; the index check finds entries that point at the wrong record, are missing or
+are extra; damage LMDB itself reports (MDB_CORRUPTED) is a failed check, not a crash."""
 
 from __future__ import annotations
 
-from .codec import GENESIS, HASH_LEN, POS, chain_hash
+import uuid
+from typing import Any
+
+import lmdb
+
+from .codec import GENESIS, HASH_LEN, POS, chain_hash, header_of, name_part
+from .errors import StoreCorrupted
 from .lmdbenv import Env
 from .model import VerifyReport
 
 _CHUNK = 4096
 
 
+class _Damage(Exception):
+    """A failed check at a position (internal: becomes a VerifyReport)."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(reason)
+        self.position = position
+        self.reason = reason
+
+
+class _Walk:
+    """Progress of one verification: the next position and the hash before it."""
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.prev = GENESIS
+        self.versions: dict[str, int] = {}
+
+    def report(self, position: int, reason: str) -> VerifyReport:
+        return VerifyReport(False, self.expected, position, reason, self.expected - 1,
+                            self.prev.hex())
+
+
 def verify_chain(env: Env, anchor: tuple[int, str] | None) -> VerifyReport:
-    """Walk every record; with `anchor` (position, hash hex) also detect truncation."""
-    expected, prev = 0, GENESIS
+    """Check every record's hash and index entries; with `anchor` (position, hash hex)
+    also detect truncation."""
+    walk = _Walk()
+    try:
+        records, index_damage = _count_index(env)
+        found = _walk_chain(env, walk, records, anchor)
+        if index_damage is not None:
+            raise index_damage
+    except _Damage as exc:
+        return walk.report(exc.position, exc.reason)
+    except (lmdb.Error, StoreCorrupted) as exc:
+        return walk.report(walk.expected, f"the store is damaged at or after position "
+                                          f"{walk.expected}: {exc}")
+    last = walk.expected - 1
+    if anchor is not None and not found and anchor[0] >= 0:
+        return VerifyReport(False, walk.expected, walk.expected,
+                            f"store truncated: it ends at position {last}, anchor is at "
+                            f"{anchor[0]}", last, walk.prev.hex())
+    return VerifyReport(True, walk.expected, None, "", last, walk.prev.hex())
+
+
+def _count_index(env: Env) -> tuple[int, _Damage | None]:
+    """Records in one snapshot, and whether its index lacks exactly one stream entry and
+    one event id entry per record, each holding a position that exists (reported after
+    the chain walk, which names the record when one is wrong)."""
+    with env.reading() as txn:
+        cur = txn.cursor(db=env.events)
+        records = POS.unpack(cur.key())[0] + 1 if cur.last() else 0
+        by_stream = by_id = 0
+        for key, value in txn.cursor(db=env.index):
+            if len(value) != POS.size or POS.unpack(value)[0] >= records:
+                return records, _Damage(records, f"index entry {key.hex()} holds "
+                                                 f"{value.hex()}, not a position below {records}")
+            if key[:1] == b"\x00":
+                by_id += 1
+            else:
+                by_stream += 1
+    for what, count in (("stream/version", by_stream), ("event id", by_id)):
+        if count != records:
+            return records, _Damage(records, f"the index has {count} {what} entries for "
+                                             f"{records} records")
+    return records, None
+
+
+def _walk_chain(env: Env, walk: _Walk, records: int, anchor: tuple[int, str] | None
+                ) -> bool:
+    """Check records 0 .. records-1 in chunks; True when the anchor's position was seen."""
     anchor_pos, anchor_hash = anchor if anchor is not None else (-1, "")
     seen_anchor = False
-    while True:
+    while walk.expected < records:
         with env.reading() as txn:
             cur = txn.cursor(db=env.events)
-            items = []
-            if cur.set_range(POS.pack(expected)) if expected else cur.first():
-                for item in cur:
-                    items.append(item)
-                    if len(items) == _CHUNK:
-                        break
-        if not items:
-            break
-        for key, value in items:
-            pos = POS.unpack(key)[0] if len(key) == 8 else -1
-            if pos != expected:
-                return VerifyReport(False, expected, expected,
-                                    f"position {expected} is missing (found key {key.hex()})",
-                                    expected - 1, prev.hex())
-            stored = value[:HASH_LEN]
-            if chain_hash(prev, pos, memoryview(value)[HASH_LEN:]) != stored:
-                return VerifyReport(False, expected, pos,
-                                    f"hash of record at position {pos} does not match its "
-                                    "bytes and the previous hash", expected - 1, prev.hex())
-            if pos == anchor_pos:
-                if stored.hex() != anchor_hash:
-                    return VerifyReport(False, expected + 1, pos,
-                                        f"hash at anchor position {pos} is {stored.hex()}, "
-                                        f"anchor says {anchor_hash}", pos, stored.hex())
-                seen_anchor = True
-            prev = stored
-            expected += 1
-    last = expected - 1
-    if anchor is not None and not seen_anchor and anchor_pos >= 0:
-        return VerifyReport(False, expected, expected,
-                            f"store truncated: it ends at position {last}, anchor is at "
-                            f"{anchor_pos}", last, prev.hex())
-    return VerifyReport(True, expected, None, "", last, prev.hex())
+            if not (cur.set_range(POS.pack(walk.expected)) if walk.expected else cur.first()):
+                break
+            for key, value in cur:
+                if walk.expected >= records:
+                    break
+                _check_record(txn, env, walk, key, value)
+                if walk.expected == anchor_pos:
+                    if value[:HASH_LEN].hex() != anchor_hash:
+                        raise _Damage(anchor_pos, f"hash at anchor position {anchor_pos} is "
+                                                  f"{value[:HASH_LEN].hex()}, anchor says "
+                                                  f"{anchor_hash}")
+                    seen_anchor = True
+                walk.prev = value[:HASH_LEN]
+                walk.expected += 1
+                if walk.expected % _CHUNK == 0:
+                    break
+    if walk.expected < records:
+        raise _Damage(walk.expected, f"position {walk.expected} is missing")
+    return seen_anchor
+
+
+def _check_record(txn: Any, env: Env, walk: _Walk, key: bytes, value: bytes) -> None:
+    """The record at `walk.expected`: its key, hash, header and both index entries."""
+    pos = walk.expected
+    if key != POS.pack(pos):
+        raise _Damage(pos, f"position {pos} is missing (found key {key.hex()})")
+    if chain_hash(walk.prev, pos, memoryview(value)[HASH_LEN:]) != value[:HASH_LEN]:
+        raise _Damage(pos, f"hash of record at position {pos} does not match its bytes and "
+                           "the previous hash")
+    etype, stream, version, event_id = header_of(pos, value)
+    try:
+        name_part(etype, "event type")
+        name_part(stream, "stream name")
+        id_key = b"\x00" + uuid.UUID(event_id).bytes
+    except (ValueError, TypeError) as exc:
+        raise _Damage(pos, f"record at position {pos} has a bad header: {exc}") from None
+    if version != walk.versions.get(stream, 0):
+        raise _Damage(pos, f"record at position {pos} is version {version} of stream "
+                           f"{stream!r}, expected {walk.versions.get(stream, 0)}")
+    walk.versions[stream] = version + 1
+    entry = stream.encode("utf-8") + b"\x00" + POS.pack(version)
+    if txn.get(entry, db=env.index) != key:
+        raise _Damage(pos, f"index of stream {stream!r} version {version} does not point at "
+                           f"position {pos}")
+    if txn.get(id_key, db=env.index) != key:
+        raise _Damage(pos, f"index of event id {event_id} does not point at position {pos}")

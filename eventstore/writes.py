@@ -64,7 +64,7 @@ def _idempotent(tx: Tx, stream: str, events: Sequence[Encoded]) -> AppendResult 
         value = txn.get(POS.pack(pos), db=env.events)
         if value is None:
             raise StoreCorrupted(f"id index points at missing position {pos}", pos)
-        owner, version = header_of(pos, value)
+        _, owner, version, _ = header_of(pos, value)
         if owner != stream:
             raise IdempotencyConflict(
                 f"event id at position {pos} belongs to stream {owner!r}, not {stream!r}")

@@ -13,6 +13,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from eventstore import StoreCorrupted
+
 from ..config import ConfigError
 from ..errors import OperationFailed, SandboxError
 from ..host import MountError
@@ -69,6 +71,8 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return exc.exit_code, str(exc)
     if isinstance(exc, ConfigError):
         return USAGE, str(exc)
+    if isinstance(exc, StoreCorrupted):
+        return FAILED, f"the event log is damaged: {exc}"
     return FAILED, f"unexpected {type(exc).__name__}: {exc}"
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from eventstore import EventStore, EventStoreError
+from eventstore import EventStore, EventStoreError, StoreCorrupted
 
 from .. import audit
 from ..errors import InvalidRequest, NotFound, SandboxError
@@ -198,14 +198,21 @@ class VerificationFailed(SandboxError):
 
 def cmd_verify(args: argparse.Namespace) -> int:
     anchor = read_anchor(args.anchor) if args.anchor else None
-    with context.reader(args) as rt:
-        if rt is None:
-            if anchor and anchor[0] >= 0:
-                raise VerificationFailed(f"verification FAILED: no event log at "
-                                         f"{context.events_path(args)!r}, but the anchor "
-                                         f"expects position {anchor[0]}")
-            raise NotFound(f"no event log at {context.events_path(args)!r}")
-        report = rt.store.verify(anchor)
+    try:
+        with context.reader(args) as rt:
+            return _verify(args, rt, anchor)
+    except StoreCorrupted as exc:     # found while opening (truncated, not an environment)
+        raise VerificationFailed(f"verification FAILED: {exc}") from None
+
+
+def _verify(args: argparse.Namespace, rt: Any, anchor: tuple[int, str] | None) -> int:
+    if rt is None:
+        if anchor and anchor[0] >= 0:
+            raise VerificationFailed(f"verification FAILED: no event log at "
+                                     f"{context.events_path(args)!r}, but the anchor "
+                                     f"expects position {anchor[0]}")
+        raise NotFound(f"no event log at {context.events_path(args)!r}")
+    report = rt.store.verify(anchor)
     if args.json:
         context.emit_json({"ok": report.ok, "checked": report.checked,
                            "first_bad_position": report.first_bad_position,

@@ -4,6 +4,7 @@ cannot be decoded raises StoreCorrupted with its position."""
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,13 +93,24 @@ def test_truncation_is_reported_against_an_earlier_anchor(tmp_path: Path) -> Non
     anchor = _store(tmp_path)
     assert anchor[0] == 19
 
+    with EventStore.open(tmp_path) as store:
+        cut = [(e.stream, e.version, e.event_id) for e in store.read_all(17)]
+
     def truncate(txn: lmdb.Transaction, db: object) -> None:
         for p in (17, 18, 19):
             txn.delete(KEY(p), db=db)
 
+    def unindex(txn: lmdb.Transaction, db: object) -> None:  # a careful forger's truncation
+        for stream, version, event_id in cut:
+            txn.delete(stream.encode() + b"\x00" + KEY(version), db=db)
+            txn.delete(b"\x00" + uuid.UUID(event_id).bytes, db=db)
+
     _raw(tmp_path, b"events", truncate)
     with EventStore.open(tmp_path) as store:
-        assert store.verify().ok  # the chain that is left is intact ...
+        assert not store.verify().ok  # records cut, their index entries left: seen at once
+    _raw(tmp_path, b"index", unindex)
+    with EventStore.open(tmp_path) as store:
+        assert store.verify().ok  # the chain and index that are left are intact ...
         report = store.verify(anchor)  # ... only the anchor shows what is missing
     assert (report.ok, report.first_bad_position, report.checked) == (False, 17, 17)
     assert "truncated" in report.reason
