@@ -74,9 +74,12 @@ class Runtime(GuestCalls):
         if config.hypervisor.use_vsock:
             raise ConfigError(config.source, "[hypervisor] use_vsock",
                               "vsock is not supported on this host", "false")
-        host.ensure_private_dir(state_dir)
-        host.ensure_private_dir(runtime_dir)
-        store = EventStore.open(os.path.join(state_dir, "events"), durable=durable)
+        try:  # our own 0700 subdirs: the dirs given may be shared ones (/run, /tmp)
+            events = host.ensure_private_dir(os.path.join(state_dir, "events"))
+            host.ensure_private_dir(os.path.join(runtime_dir, "sandboxes"))
+        except host.UnsafePath as exc:
+            raise InvalidRequest(f"refusing to keep state there: {exc}") from None
+        store = EventStore.open(events, durable=durable)
         store.reader_check()  # free reader slots a killed predecessor left pinned
         rt = cls(store, runtime_dir, config, snapshot_every=snapshot_every)
         if recover:

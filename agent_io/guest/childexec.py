@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import json
 import os
+import signal
 import sys
 import termios
 
@@ -53,6 +54,8 @@ def main() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
         if os.getppid() != spec["parent"]:
             raise RuntimeError("the agent exited before the death signal was armed")
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; a program
+            signal.signal(signum, signal.SIG_DFL)        # starts with the defaults (as Popen)
         execvpe(spec["args"], spec["env"])
     except BaseException as exc:
         os.write(status_fd, f"{type(exc).__name__}: {exc}".encode())

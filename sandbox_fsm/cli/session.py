@@ -13,6 +13,7 @@ import signal
 import sys
 import termios
 import threading
+import time
 import tty
 from collections.abc import Callable, Iterator
 
@@ -20,6 +21,7 @@ from ..errors import SandboxError
 from ..runtime import Runtime
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SIGPIPE_GRACE = 5.0
 
 
 class Interrupted(Exception):
@@ -37,6 +39,8 @@ class SignalGate:
         self.pending: list[int] = []
         self.first: int | None = None
         self.resized = False
+        self.pipe_broken = False
+        self.kill_at: float | None = None
         self.wake = threading.Event()
         self._saved: dict[int, object] = {}
 
@@ -65,13 +69,34 @@ class SignalGate:
         if self.first is not None:
             raise Interrupted(self.first)
 
+    def broken_pipe(self) -> None:
+        """Whoever read our stdout or stderr went away: the process gets SIGPIPE now, and
+        SIGKILL after SIGPIPE_GRACE if it ignores it (nobody reads its output any more)."""
+        if not self.pipe_broken:
+            self.pipe_broken = True
+            self.kill_at = time.monotonic() + SIGPIPE_GRACE
+            self.pending.append(signal.SIGPIPE)
+            self.wake.set()
+
+    def overdue(self) -> float | None:
+        """Seconds until a process that ignored SIGPIPE is killed (None: nothing pending)."""
+        if self.kill_at is None:
+            return None
+        left = self.kill_at - time.monotonic()
+        if left > 0:
+            return left
+        self.pending.append(signal.SIGKILL)
+        self.kill_at = None
+        return None
+
     def take(self) -> list[int]:
         taken, self.pending[:] = list(self.pending), []
         return taken
 
 
-def _pump(read: Callable[[], bytes], out: int) -> None:
-    """Copy a process stream to our fd until EOF (empty bytes)."""
+def _pump(read: Callable[[], bytes], out: int, gate: SignalGate) -> None:
+    """Copy a process stream to our fd until EOF (empty bytes), or until our reader goes
+    away: then stop reading and let the process have SIGPIPE, as a shell pipeline does."""
     while True:
         try:
             data = read()
@@ -79,8 +104,15 @@ def _pump(read: Callable[[], bytes], out: int) -> None:
             return
         if not data:
             return
-        with contextlib.suppress(OSError):
-            os.write(out, data)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(out, view):]
+        except BrokenPipeError:
+            gate.broken_pipe()
+            return
+        except OSError:
+            continue  # e.g. EIO on a hung-up terminal: the process still runs, keep going
 
 
 def _feed(rt: Runtime, sid: str, cid: str, exec_id: str | None) -> None:
@@ -122,10 +154,10 @@ def attach(rt: Runtime, gate: SignalGate, sid: str, cid: str, exec_id: str | Non
            interactive: bool = False, terminal: bool = False) -> int:
     """Stream the process's stdio until it exits; forward queued signals; return its status."""
     pumps = [threading.Thread(target=_pump, daemon=True, name="stdout", args=(
-        lambda: rt.read_stdout(sid, cid, exec_id), sys.stdout.fileno()))]
+        lambda: rt.read_stdout(sid, cid, exec_id), sys.stdout.fileno(), gate))]
     if not terminal:
         pumps.append(threading.Thread(target=_pump, daemon=True, name="stderr", args=(
-            lambda: rt.read_stderr(sid, cid, exec_id), sys.stderr.fileno())))
+            lambda: rt.read_stderr(sid, cid, exec_id), sys.stderr.fileno(), gate)))
     if interactive:
         threading.Thread(target=_feed, args=(rt, sid, cid, exec_id), daemon=True,
                          name="stdin").start()
@@ -144,17 +176,24 @@ def attach(rt: Runtime, gate: SignalGate, sid: str, cid: str, exec_id: str | Non
     threading.Thread(target=waiter, daemon=True, name="wait").start()
     gate.resized = terminal   # the process's terminal starts at our size, as runc's does
     with raw_terminal(terminal and interactive):
-        while not result:
-            if gate.resized:
-                gate.resized = False
-                _resize(rt, sid, cid, exec_id)
-            gate.wake.wait()
-            gate.wake.clear()
-            for signum in gate.take():
-                with contextlib.suppress(SandboxError):
-                    rt.kill(sid, cid, signum, exec_id=exec_id)
+        _supervise(rt, gate, result, sid, cid, exec_id)
     for pump in pumps:
         pump.join(5.0)
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
     return int(result["status"])  # type: ignore[call-overload]
+
+
+def _supervise(rt: Runtime, gate: SignalGate, result: dict[str, object], sid: str, cid: str,
+               exec_id: str | None) -> None:
+    """Until the process exits: follow our window size and forward queued signals."""
+    while not result:
+        if gate.resized:
+            gate.resized = False
+            _resize(rt, sid, cid, exec_id)
+        gate.wake.wait(gate.overdue())
+        gate.wake.clear()
+        gate.overdue()
+        for signum in gate.take():
+            with contextlib.suppress(SandboxError):
+                rt.kill(sid, cid, signum, exec_id=exec_id)

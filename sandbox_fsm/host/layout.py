@@ -70,14 +70,20 @@ class SandboxLayout:
 
 
 def _refuse_unsafe_ancestors(path: Path) -> None:
+    """Anyone who can write to a parent without the sticky bit, or who owns it, can swap
+    what is below it: only root's and our own parents are trusted."""
     for parent in path.parents:
         try:
             st = os.stat(parent)
         except FileNotFoundError:
             continue
-        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-            raise UnsafePath(f"{str(path)!r}: parent {str(parent)!r} is world-writable "
-                             f"without the sticky bit")
+        if st.st_uid not in (0, os.geteuid()):
+            raise UnsafePath(f"{str(path)!r}: parent {str(parent)!r} is owned by uid "
+                             f"{st.st_uid}, neither root nor us")
+        if st.st_mode & (stat.S_IWOTH | stat.S_IWGRP) and not st.st_mode & stat.S_ISVTX:
+            raise UnsafePath(f"{str(path)!r}: parent {str(parent)!r} is group- or "
+                             f"world-writable without the sticky bit "
+                             f"(mode {stat.S_IMODE(st.st_mode):o})")
 
 
 def _check_own_dir(path: Path, what: str) -> os.stat_result:
@@ -93,7 +99,11 @@ def _check_own_dir(path: Path, what: str) -> os.stat_result:
 
 
 def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
-    """mkdir -p with mode 0700, refusing symlinks, foreign owners and unsafe parents."""
+    """mkdir -p: what it creates is 0700; refuses symlinks, foreign owners, unsafe parents.
+
+    An existing directory keeps its mode: it may be someone else's choice (`/run`, `/tmp`
+    given as a parent), so it is never chmod'ed; one that others may write to is refused.
+    """
     target = Path(os.path.abspath(path))
     _refuse_unsafe_ancestors(target)
     missing = []
@@ -105,11 +115,13 @@ def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
         try:
             os.mkdir(d, 0o700)
         except FileExistsError:
-            pass  # created concurrently; checked below like any existing dir
+            continue  # created concurrently: checked below like any existing dir
         _check_own_dir(d, "private dir")
-        os.chmod(d, 0o700, follow_symlinks=False)
-    _check_own_dir(target, "private dir")
-    os.chmod(target, 0o700, follow_symlinks=False)
+        os.chmod(d, 0o700, follow_symlinks=False)  # ours: whatever the umask left
+    st = _check_own_dir(target, "private dir")
+    if st.st_mode & (stat.S_IWOTH | stat.S_IWGRP):
+        raise UnsafePath(f"private dir {str(target)!r} is writable by group or others "
+                         f"(mode {stat.S_IMODE(st.st_mode):o}); it is not ours to change")
     return target
 
 
