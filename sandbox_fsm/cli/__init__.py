@@ -18,7 +18,7 @@ from eventstore import StoreCorrupted
 from ..config import ConfigError
 from ..errors import OperationFailed, SandboxError
 from ..host import MountError
-from . import context, history, oci, run
+from . import context, history, oci, report, run
 
 OK, FAILED, USAGE = 0, 1, 2
 
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub, common)
     oci.register(sub, common)
     history.register(sub, common)
+    report.register(sub, common)
     agent = sub.add_parser("agent", help="the reference guest agent")
     agent_sub = agent.add_subparsers(dest="agent_cmd", metavar="serve", required=True)
     serve = agent_sub.add_parser("serve", help="run the guest agent (args: see --help)",
