@@ -34,6 +34,7 @@ demo: sysdeps $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: sysdeps lint
 	$(BIN)/python -m pytest

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -176,7 +176,7 @@ class AgentClient:
         wait_for_ready: bool | None = None,
     ) -> Any:
         self._refuse_if_dead(rpc, container_id)
-        deadline = self.timeout_for(rpc) if timeout is _FROM_TABLE else timeout
+        deadline = self.timeout_for(rpc) if timeout is _FROM_TABLE else cast(float | None, timeout)
         if self.keep_connection:
             stubs = self._stubs
             if stubs is None:
@@ -440,15 +440,19 @@ class AgentClient:
         an empty file), with the host file's mode, uid and gid."""
         with open(src, "rb") as f:
             st = os.fstat(f.fileno())
-            template = dict(path=dst, dir_mode=COPY_DIR_MODE, file_mode=st.st_mode,
-                            file_size=st.st_size, uid=st.st_uid, gid=st.st_gid)
+
+            def request(offset: int = 0, data: bytes = b"") -> m.agent.CopyFileRequest:
+                return m.agent.CopyFileRequest(
+                    path=dst, dir_mode=COPY_DIR_MODE, file_mode=st.st_mode,
+                    file_size=st.st_size, uid=st.st_uid, gid=st.st_gid, offset=offset,
+                    data=data)
+
             if st.st_size == 0:
-                self._call("CopyFile", m.agent.CopyFileRequest(**template))
+                self._call("CopyFile", request())
                 return
             offset = 0
             while chunk := f.read(COPY_CHUNK_BYTES):
-                self._call("CopyFile",
-                           m.agent.CopyFileRequest(**template, offset=offset, data=chunk))
+                self._call("CopyFile", request(offset, chunk))
                 offset += COPY_CHUNK_BYTES
 
     def get_oom_event(self) -> str:

@@ -212,7 +212,7 @@ def _json_name(wire_name: str) -> str:
     return _JSON_NAMES.get(wire_name, wire_name[:1].lower() + wire_name[1:])
 
 
-def _is_map(fd: FieldDescriptor) -> bool:
+def _is_map(fd: Any) -> bool:  # a FieldDescriptor (python or upb)
     return fd.message_type is not None and fd.message_type.GetOptions().map_entry
 
 

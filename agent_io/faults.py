@@ -75,7 +75,7 @@ def _parse_rule(index: int, raw: Any) -> FaultRule:
     if unknown:
         raise bad(sorted(unknown)[0], f"unknown field (allowed: {sorted(_RULE_KEYS)})")
     rpc = raw.get("rpc")
-    if rpc not in KNOWN_RPCS:
+    if not isinstance(rpc, str) or rpc not in KNOWN_RPCS:
         raise bad("rpc", f"{rpc!r} is not an AgentService or Health rpc")
     nth = raw.get("nth", "every")
     if nth != "every" and (isinstance(nth, bool) or not isinstance(nth, int) or nth < 1):
@@ -221,7 +221,7 @@ class _ServerFaults(grpc.ServerInterceptor):
         if rule.action == "exit":
             os._exit(EXIT_CODE)
         if rule.action == "error":
-            context.abort(rule.code, fault.message)
+            context.abort(rule.code or grpc.StatusCode.UNKNOWN, fault.message)
         if rule.action == "delay":
             time.sleep(rule.seconds)
             return
@@ -255,8 +255,8 @@ class FaultRpcError(grpc.RpcError, grpc.Call):
     def is_active(self) -> bool:
         return False
 
-    def time_remaining(self) -> float | None:
-        return None
+    def time_remaining(self) -> float:  # no deadline: grpc's own answer is None
+        return None  # type: ignore[return-value]
 
     def cancel(self) -> bool:
         return False
@@ -283,7 +283,7 @@ class _ClientFaults(grpc.UnaryUnaryClientInterceptor):
             return continuation(client_call_details, request)
         rule, timeout = fault.rule, client_call_details.timeout
         if rule.action == "error":
-            raise FaultRpcError(rule.code, fault.message)
+            raise FaultRpcError(rule.code or grpc.StatusCode.UNKNOWN, fault.message)
         if rule.action == "exit":
             raise FaultRpcError(grpc.StatusCode.UNAVAILABLE, f"{fault.message} (agent exited)")
         wait = rule.seconds if rule.action == "delay" else None
@@ -291,7 +291,7 @@ class _ClientFaults(grpc.UnaryUnaryClientInterceptor):
             self._plan.wait_released(timeout)
             raise FaultRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, fault.message)
         if wait is None:
-            self._plan.wait_released()
+            self._plan.wait_released(None)
             raise FaultRpcError(grpc.StatusCode.CANCELLED, fault.message)
         time.sleep(wait)
         remaining = None if timeout is None else timeout - wait

@@ -18,7 +18,7 @@ import random
 import struct
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgpack
@@ -121,7 +121,7 @@ def _str_keyed(value: object) -> bool:
     """True for a plain dict whose keys are all str (the common, cheap case)."""
     if value.__class__ is not dict:
         return False
-    for key in value:  # type: ignore[attr-defined]
+    for key in value:
         if key.__class__ is not str:
             return False
     return True
@@ -194,11 +194,11 @@ def chain_hash(prev: bytes, position: int, body: bytes | memoryview) -> bytes:
     return h.digest()
 
 
-def type_prefixes(types: object) -> tuple[bytes, ...]:
+def type_prefixes(types: str | Iterable[str]) -> tuple[bytes, ...]:
     """Byte prefixes (at offset 33) of records whose type is one of `types`."""
     if isinstance(types, str):
         types = [types]
-    return tuple(name_part(t, "type filter") for t in types)  # type: ignore[union-attr]
+    return tuple(name_part(t, "type filter") for t in types)
 
 
 def _after_name(value: bytes, off: int) -> tuple[int, int]:

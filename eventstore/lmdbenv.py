@@ -50,7 +50,7 @@ class Env:
         self.events, self.index, self.snapshots = dbs
 
     @contextmanager
-    def reading(self) -> Iterator[lmdb.Transaction]:
+    def reading(self) -> Iterator[lmdb.Transaction[bytes]]:
         """A short read txn; a map another process grew is adopted and the txn retried."""
         while True:
             with self._cond:
@@ -91,7 +91,7 @@ class Env:
         """Double the map (writer only, no write txn open)."""
         self._set_mapsize(self.env.info()["map_size"] * 2)
 
-    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+    def write(self, fn: Callable[[lmdb.Transaction[bytes]], T]) -> T:
         """Run `fn` in one write txn and commit; on MapFullError grow and redo it all."""
         while True:
             try:

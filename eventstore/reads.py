@@ -34,7 +34,7 @@ def read_chunk(env: Env, start: int, limit: int) -> list[bytes]:
             return []
         first = POS.unpack(cur.key())[0]
         values = list(islice(cur.iternext(keys=False, values=True), limit))
-        last = cur.key() or (cur.last() and cur.key())  # iterator ran off the end
+        last = cur.key() or (cur.key() if cur.last() else b"")  # iterator ran off the end
         if first != start or POS.unpack(last)[0] - first + 1 != len(values):
             gap = _first_gap(txn, env, start)
             raise StoreCorrupted(f"positions are not gapless after {start}: {gap} is missing",
@@ -110,7 +110,7 @@ def read_stream(env: Env, upcasters: Upcasters, stream: str, from_version: int,
             cur = txn.cursor(db=env.index)
             if not cur.set_range(skey + b"\x00" + POS.pack(version)):
                 return
-            batch = []
+            batch: list[tuple[int, bytes]] = []
             for key, pkey in cur:
                 if len(key) != len(skey) + 9 or not key.startswith(skey) or key[len(skey)]:
                     break
@@ -120,10 +120,8 @@ def read_stream(env: Env, upcasters: Upcasters, stream: str, from_version: int,
                 if v != version + len(batch):
                     raise StoreCorrupted(f"stream {stream!r} has no version "
                                          f"{version + len(batch)} in its index")
-                value = txn.get(pkey, db=env.events)
                 pos = _pos(pkey)
-                _check_indexed(value, skey, v, pos)
-                batch.append((pos, value))
+                batch.append((pos, _check_indexed(txn.get(pkey, db=env.events), skey, v, pos)))
         if not batch:
             return
         for pos, value in batch:
@@ -143,8 +141,8 @@ def last_event(env: Env, upcasters: Upcasters, stream: str) -> RecordedEvent | N
         pkey = cur.value()
         value = txn.get(pkey, db=env.events)
     pos = _pos(pkey)
-    _check_indexed(value, skey, POS.unpack_from(key, len(skey) + 1)[0], pos)
-    return decode(pos, value, upcasters)
+    return decode(pos, _check_indexed(value, skey, POS.unpack_from(key, len(skey) + 1)[0], pos),
+                  upcasters)
 
 
 def _pos(pkey: bytes) -> int:
@@ -152,9 +150,10 @@ def _pos(pkey: bytes) -> int:
     return POS.unpack(pkey)[0] if len(pkey) == POS.size else -1
 
 
-def _check_indexed(value: bytes | None, skey: bytes, version: int, pos: int) -> None:
+def _check_indexed(value: bytes | None, skey: bytes, version: int, pos: int) -> bytes:
     """Refuse what the index entry (stream, version) -> pos points at unless it is that
-    stream's event at that version: a damaged index must not show another stream's event."""
+    stream's event at that version: a damaged index must not show another stream's event.
+    Returns the record, found."""
     stream = skey.decode("utf-8", "replace")
     if value is None:
         raise StoreCorrupted(
@@ -162,6 +161,7 @@ def _check_indexed(value: bytes | None, skey: bytes, version: int, pos: int) -> 
     if not record_is(value, skey, version):
         raise StoreCorrupted(f"index of stream {stream!r} version {version} points at "
                              f"position {pos}, which holds another record", pos)
+    return value
 
 
 def current_version(env: Env, stream: str) -> int:

@@ -39,7 +39,7 @@ from .verify import verify_chain
 
 def _check_expected_arg(stream: str, expected: object) -> ExpectedVersion:
     if expected in (ANY, NO_STREAM, STREAM_EXISTS):
-        return expected  # type: ignore[return-value]
+        return expected
     if isinstance(expected, int) and not isinstance(expected, bool) and expected >= 0:
         return expected
     raise ValueError(f"expected_version for stream {stream!r} must be ANY, NO_STREAM, "

@@ -19,7 +19,7 @@ Entry = tuple[str, bytes, bytes, ExpectedVersion, Sequence[Encoded]]
 class Tx:
     """A write transaction plus the chain tip, loaded once per batch."""
 
-    def __init__(self, txn: lmdb.Transaction, env: Env) -> None:
+    def __init__(self, txn: lmdb.Transaction[bytes], env: Env) -> None:
         self.txn = txn
         self.env = env
         cur = txn.cursor(db=env.events)
@@ -30,7 +30,7 @@ class Tx:
             self.last_pos, self.last_hash = -1, GENESIS
 
 
-def stream_version(txn: lmdb.Transaction, env: Env, skey: bytes) -> int:
+def stream_version(txn: lmdb.Transaction[bytes], env: Env, skey: bytes) -> int:
     """Version of the stream's last event, -1 when it has none."""
     cur = txn.cursor(db=env.index)
     found = cur.prev() if cur.set_range(skey + b"\x01") else cur.last()
@@ -53,7 +53,7 @@ def _idempotent(tx: Tx, stream: str, events: Sequence[Encoded]) -> AppendResult 
         raise IdempotencyConflict(
             f"stream {stream!r}: event ids {ids} are only partly stored; a retry must repeat "
             "the original append exactly")
-    positions = [POS.unpack(f)[0] for f in found]
+    positions = [POS.unpack(f)[0] for f in found if f is not None]
     first = positions[0]
     if positions != list(range(first, first + len(positions))):
         raise IdempotencyConflict(

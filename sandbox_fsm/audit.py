@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import InvalidRequest
 from .machines import KINDS, STATES
+from .names import Ev, State, Trigger
 from .projection import Projector
 from .state import SandboxState
 
@@ -74,17 +75,17 @@ def timeline(events: Iterable[Any]) -> list[TimelineRow]:
     for e in events:
         d = e.data
         op = ops.get(d.get("op", ""))
-        if e.type == "OperationStarted":
+        if e.type == Ev.OPERATION_STARTED:
             op = ops[d["op"]] = {"name": _op_name(d), "started": e.recorded_at,
                                  "last": e.recorded_at}
         duration: float | None = None
         outcome, mark, detail = _describe(e.type, d)
-        if e.type == "StepStarted":
+        if e.type == Ev.STEP_STARTED:
             step_started[(d["op"], d["index"])] = e.recorded_at
             outcome = "started"
-        elif e.type in ("StepCompensated", "CompensationFailed") and op:
+        elif e.type in (Ev.STEP_COMPENSATED, Ev.COMPENSATION_FAILED) and op:
             duration = _secs(e.recorded_at - op["last"])
-        elif e.type in ("OperationCompleted", "OperationAborted") and op:
+        elif e.type in (Ev.OPERATION_COMPLETED, Ev.OPERATION_ABORTED) and op:
             duration = _secs(e.recorded_at - op["started"])
         elif "index" in d and (d.get("op"), d["index"]) in step_started:
             duration = _secs(e.recorded_at - step_started.pop((d["op"], d["index"])))
@@ -113,23 +114,23 @@ def _error(d: dict) -> str:
 
 def _describe(event_type: str, d: dict) -> tuple[str, str, str]:
     """(outcome, mark, detail) of one event."""
-    if event_type == "OperationStarted":
+    if event_type == Ev.OPERATION_STARTED:
         return "started", "", f"{d.get('from')} -> {d.get('to')}"
-    if event_type == "StepFailed":
+    if event_type == Ev.STEP_FAILED:
         return FAILED, "!", _error(d)
-    if event_type == "CompensationStarted":
+    if event_type == Ev.COMPENSATION_STARTED:
         return "compensating", "<-", ""
-    if event_type == "StepCompensated":
+    if event_type == Ev.STEP_COMPENSATED:
         return COMPENSATED, "<-", ""
-    if event_type == "CompensationFailed":
+    if event_type == Ev.COMPENSATION_FAILED:
         return "COMPENSATION FAILED", "!", _error(d)
-    if event_type == "OperationCompleted":
+    if event_type == Ev.OPERATION_COMPLETED:
         return "completed", "", f"state {d.get('state')}"
-    if event_type == "OperationAborted":
+    if event_type == Ev.OPERATION_ABORTED:
         return ABORTED, "!", f"state {d.get('state')}"
-    if event_type == "SandboxLost":
+    if event_type == Ev.SANDBOX_LOST:
         return "LOST", "!", f"state {d.get('state', 'stopped')}"
-    if event_type == "ProcessExited" and "op" not in d:
+    if event_type == Ev.PROCESS_EXITED and "op" not in d:
         return f"exit {d.get('status')}", "", f"container {d.get('container')}"
     held = [r.get("key", "") for r in d.get("acquired", ())]
     released = list(d.get("released", ()))
@@ -179,17 +180,18 @@ def path_taken(events: Iterable[Any], kind: str = "sandbox", container: str | No
     path = []
     for e in events:
         d = e.data
-        if e.type == "OperationStarted":
+        if e.type == Ev.OPERATION_STARTED:
             open_ops[d["op"]] = d
-        elif e.type in ("OperationCompleted", "OperationAborted") and d.get("op") in open_ops:
+        elif e.type in (Ev.OPERATION_COMPLETED, Ev.OPERATION_ABORTED) and d.get("op") in open_ops:
             op = open_ops.pop(d["op"])
             wanted = container if kind == "container" else None
-            moved = e.type == "OperationCompleted" or d["state"] != op["from"]
+            moved = e.type == Ev.OPERATION_COMPLETED or d["state"] != op["from"]
             if op.get("trigger") and op.get("container") == wanted and moved:
                 path.append(Transition(op["from"], op["trigger"], d["state"],
-                                       e.type == "OperationCompleted"))
-        elif e.type == "SandboxLost" and path:
-            path.append(Transition(path[-1].dest, "lost", d.get("state", "stopped"), False))
+                                       e.type == Ev.OPERATION_COMPLETED))
+        elif e.type == Ev.SANDBOX_LOST and path:
+            path.append(Transition(path[-1].dest, Trigger.LOSE, d.get("state", State.STOPPED),
+                                   False))
     return path
 
 
@@ -197,8 +199,7 @@ def diagram(kind: str = "sandbox", taken: Sequence[Transition] = ()) -> str:
     """The lifecycle machine as a Mermaid state diagram; `taken` states and edges marked."""
     if kind not in KINDS:
         raise InvalidRequest(f"no lifecycle machine {kind!r} (known: {', '.join(KINDS)})")
-    edges = [(src, t["trigger"], t["dest"]) for t in KINDS[kind]
-             for src in (t["source"] if isinstance(t["source"], list) else [t["source"]])]
+    edges = KINDS[kind].edges()
     used = {(t.source, t.trigger, t.dest) for t in taken}
     extra = [e for e in dict.fromkeys(used) if e not in edges]
     lines = ["stateDiagram-v2", "  direction LR"]

@@ -174,7 +174,7 @@ def _section(cls: type, table: Mapping[str, Any], source: str, section: str) -> 
         if key not in fields:
             raise ConfigError(source, label, "unknown key", _listing(fields, "{}"))
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if not isinstance(value, Mapping):
                 raise ConfigError(source, label, "must be a table", f"[{section}.{key}]")
             loader = _timeouts if hint is AgentTimeouts else _section

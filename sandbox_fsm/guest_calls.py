@@ -17,6 +17,7 @@ from agent_io import AgentDead, AgentUnavailable, convert
 from eventstore import NewEvent
 
 from .errors import InvalidRequest
+from .names import Ev
 from .operations import guest as guest_ops
 from .saga import Operation
 from .state import SandboxState
@@ -151,7 +152,7 @@ class GuestCalls:
         """Block until the guest reports an OOM kill; recorded as ContainerOOMKilled."""
         client = self.agent_for(self.state(sandbox_id))
         container_id = client.get_oom_event()
-        self.record_fact(sandbox_id, NewEvent("ContainerOOMKilled", {"container": container_id}))
+        self.record_fact(sandbox_id, NewEvent(Ev.CONTAINER_OOM_KILLED, {"container": container_id}))
         return container_id
 
     def oom_events(self: Runtime, sandbox_id: str) -> Iterator[str]:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit
+from .names import Ev
 
 RECOVERY_OPERATIONS = frozenset({"release_lost_sandbox"})
-FACT_KINDS = {"ProcessExited": "exit", "ContainerOOMKilled": "oom", "SandboxLost": "lost",
-              "ResourcesReleased": "released"}
+FACT_KINDS = {Ev.PROCESS_EXITED: "exit", Ev.CONTAINER_OOM_KILLED: "oom", Ev.SANDBOX_LOST: "lost",
+              Ev.RESOURCES_RELEASED: "released"}
 
 
 @dataclass
@@ -99,7 +100,7 @@ def lifecycle(events: Sequence[Any], sandbox_id: str = "") -> Lifecycle:
     for event, row in zip(events, rows, strict=True):
         data = event.data
         op = ops.get(data.get("op", ""))
-        if event.type == "OperationStarted":
+        if event.type == Ev.OPERATION_STARTED:
             op = ops[data["op"]] = _operation(len(order), event)
             order.append(op)
         elif op is None:
@@ -126,26 +127,26 @@ def _apply(op: Operation, event: Any, row: audit.TimelineRow,
            started: dict[tuple[str, int], Any], failed: set[str]) -> None:
     d = event.data
     key = (op.op, d.get("index", -1))
-    if event.type == "StepStarted":
+    if event.type == Ev.STEP_STARTED:
         previous = started.get(key)
         if previous is not None:
             # The same step's intent again: recovery rolling the operation forward.
             op.recovery = True
             _in_doubt(op, previous, event)
         started[key] = event
-    elif event.type == "StepFailed":
+    elif event.type == Ev.STEP_FAILED:
         failed.add(op.op)
         op.error = row.detail
         _close(op, event, row, started.pop(key, None), "failed")
-    elif event.type == "CompensationStarted" and op.op not in failed:
+    elif event.type == Ev.COMPENSATION_STARTED and op.op not in failed:
         op.recovery = True           # a rollback with no failure: a crash was recovered
         for intent in [started.pop(k) for k in list(started) if k[0] == op.op]:
             _in_doubt(op, intent, event)
-    elif event.type in ("StepCompensated", "CompensationFailed"):
-        status = "compensated" if event.type == "StepCompensated" else "compensation_failed"
+    elif event.type in (Ev.STEP_COMPENSATED, Ev.COMPENSATION_FAILED):
+        status = "compensated" if event.type == Ev.STEP_COMPENSATED else "compensation_failed"
         _close(op, event, row, None, status, kind="compensation")
-    elif event.type in ("OperationCompleted", "OperationAborted"):
-        op.status = "completed" if event.type == "OperationCompleted" else "aborted"
+    elif event.type in (Ev.OPERATION_COMPLETED, Ev.OPERATION_ABORTED):
+        op.status = "completed" if event.type == Ev.OPERATION_COMPLETED else "aborted"
         op.state = d.get("state", "")
     elif "index" in d and key in started:
         _close(op, event, row, started.pop(key), "ok")
@@ -181,12 +182,12 @@ def _in_doubt(op: Operation, intent: Any, until: Any = None) -> None:
 def _fact(event: Any, row: audit.TimelineRow) -> Fact:
     d = event.data
     kind = FACT_KINDS.get(event.type, "fact")
-    if event.type == "ProcessExited":
+    if event.type == Ev.PROCESS_EXITED:
         who = d.get("container", "")
         if d.get("exec_id"):
             who += f" exec {d['exec_id']}"
         text = f"{who} exited with status {d.get('status')}"
-    elif event.type == "ContainerOOMKilled":
+    elif event.type == Ev.CONTAINER_OOM_KILLED:
         text = f"container {d.get('container', '')} OOM-killed"
     else:
         text = " ".join(x for x in (row.outcome, row.detail) if x)

@@ -1,79 +1,75 @@
-"""The lifecycle machines: which trigger is allowed from which state.
+"""The lifecycle machine: which trigger may fire from which state, and where it leads.
 
-The machine decides what is allowed; the log decides what happened. Machines are built
-once per kind (building one costs ~0.5 ms) and a model is attached only for a sandbox
-being operated on, then detached: recovery of many sandboxes builds none.
+The machine decides what is allowed; the log decides what happened. Sandboxes and
+containers share one lifecycle, so one machine (built once: building costs ~0.5 ms)
+serves both. It holds every state the log can put either in, with the edges callers
+fire (`create` ... `delete`) and the two the runtime itself takes: `fail` (the saga, when
+a compensation or a teardown could not finish) and `lost` (recovery, when the guest died).
+`target` asks it through `transitions`' own queries; no model is ever attached, so
+answering needs no lock and recovering many sandboxes builds nothing.
 """
 
 from __future__ import annotations
 
-import threading
-
-from transitions import Machine, MachineError
+from transitions import Machine
 
 from .errors import IllegalTransition
+from .names import State, Trigger
 
-STATES = ["new", "created", "running", "paused", "stopped", "deleted", "failed"]
+STATES: list[str] = [s.value for s in State]
 
-SANDBOX_TRANSITIONS = [
-    {"trigger": "create", "source": ["new", "deleted"], "dest": "created"},  # ids are reusable
-    {"trigger": "start", "source": "created", "dest": "running"},
-    {"trigger": "pause", "source": "running", "dest": "paused"},
-    {"trigger": "resume", "source": "paused", "dest": "running"},
-    {"trigger": "stop", "source": ["created", "running", "paused", "failed"], "dest": "stopped"},
-    {"trigger": "delete", "source": ["created", "stopped", "failed"], "dest": "deleted"},
+_LIVE = [State.CREATED, State.RUNNING, State.PAUSED]
+# (trigger, sources, dest): plain strings for `transitions`, which would treat Enum
+# members as named states of their own.
+_EDGES: list[tuple[Trigger, list[State], State]] = [
+    (Trigger.CREATE, [State.NEW, State.DELETED], State.CREATED),  # ids are reusable
+    (Trigger.START, [State.CREATED], State.RUNNING),
+    (Trigger.PAUSE, [State.RUNNING], State.PAUSED),
+    (Trigger.RESUME, [State.PAUSED], State.RUNNING),
+    (Trigger.STOP, [*_LIVE, State.FAILED], State.STOPPED),
+    (Trigger.DELETE, [State.CREATED, State.STOPPED, State.FAILED], State.DELETED),
+    (Trigger.FAIL, [State.NEW, *_LIVE, State.STOPPED, State.DELETED], State.FAILED),
+    (Trigger.LOSE, [*_LIVE, State.FAILED, State.STOPPED], State.STOPPED),
 ]
+TRANSITIONS: list[dict[str, str | list[str]]] = [
+    {"trigger": t.value, "source": [s.value for s in sources], "dest": dest.value}
+    for t, sources, dest in _EDGES]
 
-CONTAINER_TRANSITIONS = [
-    {"trigger": "create", "source": ["new", "deleted"], "dest": "created"},
-    {"trigger": "start", "source": "created", "dest": "running"},
-    {"trigger": "pause", "source": "running", "dest": "paused"},
-    {"trigger": "resume", "source": "paused", "dest": "running"},
-    {"trigger": "stop", "source": ["created", "running", "paused", "failed"], "dest": "stopped"},
-    {"trigger": "delete", "source": ["created", "stopped", "failed"], "dest": "deleted"},
-]
-
-KINDS = {"sandbox": SANDBOX_TRANSITIONS, "container": CONTAINER_TRANSITIONS}
-
-
-class _Model:
-    """A throwaway model: the machine holds the state only while one trigger is checked."""
-
-    state: str
+# Triggers only the runtime fires; never offered to a caller.
+INTERNAL = frozenset({Trigger.FAIL.value, Trigger.LOSE.value})
 
 
 class Lifecycle:
-    """One machine per kind; `target(state, trigger)` asks it where a trigger leads."""
+    """The machine of one kind (sandbox or container) and the questions asked of it."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.machine = Machine(model=None, states=STATES, transitions=KINDS[kind],
-                               initial="new", auto_transitions=False,
+        self.machine = Machine(model=None, states=STATES, transitions=TRANSITIONS,
+                               initial=State.NEW.value, auto_transitions=False,
                                ignore_invalid_triggers=False)
-        self._lock = threading.Lock()
+
+    def may_fire(self, state: str, trigger: str) -> bool:
+        # plain strings: `transitions` reads an Enum member as its *name*
+        state, trigger = str(state), str(trigger)
+        return state in STATES and bool(self.machine.get_transitions(trigger, source=state))
+
+    def edges(self) -> list[tuple[str, str, str]]:
+        """(source, trigger, dest) of every transition, in the order they were declared."""
+        return [(t.source, trigger, str(t.dest)) for trigger in self.machine.events
+                for t in self.machine.get_transitions(trigger)]
 
     def target(self, state: str, trigger: str, *, what: str) -> str:
-        """Fire `trigger` on a model in `state`; return the destination or raise."""
-        model = _Model()
-        with self._lock:
-            self.machine.add_model(model, initial=state)
-            try:
-                getattr(model, trigger)()
-                return model.state
-            except (MachineError, AttributeError) as exc:
-                allowed = sorted({t["trigger"] for t in KINDS[self.kind]
-                                  if state in _sources(t)})
-                raise IllegalTransition(
-                    f"cannot {trigger} {what}: it is {state}"
-                    + (f" (allowed: {', '.join(allowed)})" if allowed else "")) from exc
-            finally:
-                self.machine.remove_model(model)
-
-
-def _sources(transition: dict) -> list[str]:
-    src = transition["source"]
-    return src if isinstance(src, list) else [src]
+        """Where `trigger` leads from `state`; IllegalTransition naming what is allowed."""
+        state, trigger = str(state), str(trigger)
+        if self.may_fire(state, trigger):
+            dest = self.machine.get_transitions(trigger, source=state)[0].dest
+            return str(dest)
+        allowed = sorted(t for t in self.machine.get_triggers(state) if t not in INTERNAL) \
+            if state in STATES else []
+        raise IllegalTransition(f"cannot {trigger} {what}: it is {state}"
+                                + (f" (allowed: {', '.join(allowed)})" if allowed else ""))
 
 
 SANDBOX = Lifecycle("sandbox")
 CONTAINER = Lifecycle("container")
+KINDS = {"sandbox": SANDBOX, "container": CONTAINER}

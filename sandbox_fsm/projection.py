@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .names import ACTIVE, Ev, Op, State
 from .state import ContainerState, SandboxState
 
-TEARDOWN_STATES = {"stop_sandbox": "stopped", "delete_sandbox": "deleted"}
+TEARDOWN_STATES = {Op.STOP_SANDBOX: State.STOPPED, Op.DELETE_SANDBOX: State.DELETED}
 
 
 class Projector:
@@ -50,7 +51,7 @@ def _record(s: SandboxState, data: dict) -> dict | None:
 
 def _op_started(s: SandboxState, data: dict) -> None:
     s.operation = {**data, "records": {}, "compensating": False}
-    if data.get("operation") == "create_sandbox":
+    if data.get("operation") == Op.CREATE_SANDBOX:
         # A new incarnation of a deleted id starts afresh.
         s.config, s.containers, s.lost = data.get("config") or {}, {}, False
 
@@ -108,7 +109,7 @@ def _finished(s: SandboxState, data: dict, completed: bool) -> None:
             for c in s.containers.values():
                 if c.state != "deleted":
                     c.state = TEARDOWN_STATES[op["operation"]]
-    elif completed and op.get("operation") == "create_container":
+    elif completed and op.get("operation") == Op.CREATE_CONTAINER:
         s.containers[cid] = ContainerState(
             id=cid, state=state, config=(op.get("params") or {}).get("config") or {})
     elif cid in s.containers:
@@ -131,7 +132,7 @@ def _process_started(s: SandboxState, data: dict) -> None:
     _outcome(s, data)
     c = s.containers.get(data["container"])
     if c is not None:
-        c.processes[data["exec_id"]] = {"status": "running"}
+        c.processes[data["exec_id"]] = {"status": State.RUNNING}
 
 
 def _process_exited(s: SandboxState, data: dict) -> None:
@@ -150,11 +151,11 @@ def _process_exited(s: SandboxState, data: dict) -> None:
 def _sandbox_lost(s: SandboxState, data: dict) -> None:
     s.lost = True
     for c in s.containers.values():
-        if c.state in ("created", "running", "paused"):
-            c.state = "stopped"
+        if c.state in ACTIVE:
+            c.state = State.STOPPED
             if c.exit_status is None:
                 c.exit_status = data.get("exit_status", 255)
-    s.state = data.get("state", "stopped")
+    s.state = data.get("state", State.STOPPED)
 
 
 def _resources_released(s: SandboxState, data: dict) -> None:
@@ -162,15 +163,15 @@ def _resources_released(s: SandboxState, data: dict) -> None:
 
 
 _HANDLERS = {
-    "OperationStarted": _op_started,
-    "StepStarted": _step_started,
-    "StepFailed": _step_failed,
-    "CompensationStarted": _compensation_started,
-    "StepCompensated": _step_compensated,
-    "OperationAborted": _op_aborted,
-    "OperationCompleted": _op_completed,
-    "ProcessStarted": _process_started,
-    "ProcessExited": _process_exited,
-    "SandboxLost": _sandbox_lost,
-    "ResourcesReleased": _resources_released,
+    Ev.OPERATION_STARTED: _op_started,
+    Ev.STEP_STARTED: _step_started,
+    Ev.STEP_FAILED: _step_failed,
+    Ev.COMPENSATION_STARTED: _compensation_started,
+    Ev.STEP_COMPENSATED: _step_compensated,
+    Ev.OPERATION_ABORTED: _op_aborted,
+    Ev.OPERATION_COMPLETED: _op_completed,
+    Ev.PROCESS_STARTED: _process_started,
+    Ev.PROCESS_EXITED: _process_exited,
+    Ev.SANDBOX_LOST: _sandbox_lost,
+    Ev.RESOURCES_RELEASED: _resources_released,
 }

@@ -26,6 +26,7 @@ from eventstore import NewEvent
 
 from . import host
 from .errors import SandboxError
+from .names import ACTIVE, STARTED, Ev, Kind, Op, State
 from .operations import operation_for
 from .operations.context import OpContext, identity
 from .saga import Operation, Saga, StepRecord, StreamWriter
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # is left waiting only this long.
 EXIT_PROBE_S = 0.1
 
-LIVE_STATES = ("created", "running", "paused", "failed", "stopped")
+LIVE_STATES = (State.CREATED, State.RUNNING, State.PAUSED, State.FAILED, State.STOPPED)
 LOST_EXIT_STATUS = 255  # what containerd reports for a task whose shim vanished
 
 
@@ -54,7 +55,7 @@ class _BoundedContext(OpContext):
         if self._client is None or self._client.url != state.agent_url:
             self.close()
             if not state.agent_url:
-                return self.runtime.agent_for(state)  # raises: no running guest
+                return self.host.agent_for(state)  # raises: no running guest
             process = state.proxy or state.guest
             self._client = AgentClient(
                 state.agent_url, keep_connection=True, sandbox_id=state.id,
@@ -239,7 +240,7 @@ def _roll_back(saga: Saga, operation: Operation, ctx: OpContext, op: dict,
                records: list[StepRecord], result: SandboxRecovery) -> None:
     """Compensate in reverse, resuming at the first step not yet compensated."""
     if not op["compensating"]:
-        saga.writer.append([NewEvent("CompensationStarted", {"op": op["op"]})])
+        saga.writer.append([NewEvent(Ev.COMPENSATION_STARTED, {"op": op["op"]})])
     errors = saga.compensate(operation, ctx, op=op["op"], records=records,
                              from_state=op["from"])
     done = sum(r.compensated for r in records)
@@ -263,7 +264,7 @@ def _reconcile(rt: Runtime, state: SandboxState, result: SandboxRecovery, dry_ru
     dead = [r["role"] for r in (state.guest, state.proxy)
             if r is not None and not host.is_alive(identity(r))]
     gone = [r["key"] for r in state.ledger.values()
-            if r["kind"] == "mount" and not host.is_mounted(r["path"])]
+            if r["kind"] == Kind.MOUNT and not host.is_mounted(r["path"])]
     for path in _unknown_mounts(rt, state):
         result.found.append(f"unknown mount {path} (not in the ledger; left alone)")
     if dead:
@@ -271,7 +272,7 @@ def _reconcile(rt: Runtime, state: SandboxState, result: SandboxRecovery, dry_ru
     if gone:
         result.found.append(f"mounts no longer in place: {', '.join(gone)}")
     live = [c.id for c in state.containers.values()
-            if c.state in ("created", "running", "paused") and c.exit_status is None]
+            if c.state in ACTIVE and c.exit_status is None]
     exits = [(cid, LOST_EXIT_STATUS) for cid in live] if dead else \
         _container_exits(rt, state, step_timeout)
     for cid, status in exits:
@@ -280,19 +281,19 @@ def _reconcile(rt: Runtime, state: SandboxState, result: SandboxRecovery, dry_ru
         return
     facts = []
     if gone:
-        facts.append(NewEvent("ResourcesReleased", {"released": gone, "reason": "not mounted"}))
-    facts += [NewEvent("ProcessExited", {"container": cid, "exec_id": "", "status": status})
+        facts.append(NewEvent(Ev.RESOURCES_RELEASED, {"released": gone, "reason": "not mounted"}))
+    facts += [NewEvent(Ev.PROCESS_EXITED, {"container": cid, "exec_id": "", "status": status})
               for cid, status in exits]
     if dead and not state.lost:
-        facts.append(NewEvent("SandboxLost", {"dead": dead, "exit_status": LOST_EXIT_STATUS,
-                                              "state": "stopped"}))
+        facts.append(NewEvent(Ev.SANDBOX_LOST, {"dead": dead, "exit_status": LOST_EXIT_STATUS,
+                                              "state": State.STOPPED}))
     if facts:
         StreamWriter(rt.store, stream_of(state.id), state.version).append(facts)
         result.done.append(f"recorded {', '.join(e.type for e in facts)}")
     if dead:
         rt.forget_agent(state.id)
         lost = rt.state(state.id)
-        rt._run(lost, operation_for("release_lost_sandbox", {}), container_id=None,
+        rt._run(lost, operation_for(Op.RELEASE_LOST_SANDBOX, {}), container_id=None,
                 from_state=lost.state, to_state=lost.state)
         result.done.append("released the lost sandbox's host resources")
 
@@ -302,7 +303,7 @@ def _unknown_mounts(rt: Runtime, state: SandboxState) -> list[str]:
     bind of a held mount's `copies` dir, and shared/ mirrors of mounts/ entries, made by
     mount propagation, count as held)."""
     layout = rt.layout(state.id)
-    mounts = [r for r in state.ledger.values() if r["kind"] == "mount"]
+    mounts = [r for r in state.ledger.values() if r["kind"] == Kind.MOUNT]
     held = {r["path"] for r in mounts}
     for r in mounts:
         if r.get("copies"):
@@ -317,7 +318,7 @@ def _container_exits(rt: Runtime, state: SandboxState, timeout: float) -> list[t
     """Containers whose init process has exited, asked with short WaitProcess calls made
     all at once (a running container costs one probe's wait, not one each)."""
     running = [c.id for c in state.containers.values()
-               if c.state in ("running", "paused") and c.exit_status is None]
+               if c.state in STARTED and c.exit_status is None]
     if not running or not state.agent_url:
         return []
 

@@ -6,11 +6,13 @@ the exact `expected_version` of every append serialises them across processes.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import os
 import threading
 import time
 import uuid
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +25,11 @@ from .config import ConfigError, RuntimeConfig, load_config
 from .errors import Conflict, InvalidRequest, NotFound, OperationFailed
 from .guest_calls import GuestCalls
 from .machines import CONTAINER, SANDBOX
+from .names import STARTED, Ev, State
 from .operations import container as container_ops
 from .operations import guest as guest_ops
 from .operations import sandbox as sandbox_ops
-from .operations.context import OpContext
+from .operations.context import context_for
 from .projection import Projector
 from .saga import CrashKnob, Operation, Outcome, Saga, StreamWriter
 from .spec import ContainerConfig, SandboxConfig
@@ -54,7 +57,9 @@ class Runtime(GuestCalls):
         self.driver = config.hypervisor.driver
         self.snapshot_every = snapshot_every
         self.knob = CrashKnob.from_env()
-        self.owner = host.identity_of(os.getpid())
+        owner = host.identity_of(os.getpid())
+        assert owner is not None, "our own process has a /proc entry"
+        self.owner = owner
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._clients: dict[str, AgentClient] = {}
@@ -128,26 +133,38 @@ class Runtime(GuestCalls):
                     self._folds.popitem(last=False)
         return state
 
-    def list(self) -> list[SandboxState]:
+    def list_sandboxes(self) -> builtins.list[SandboxState]:
+        """Every sandbox in the log (deleted ones included), folded."""
         return [self.state(s[len(STREAM_PREFIX):]) for s in self.store.streams(STREAM_PREFIX)]
 
-    def live_sandboxes(self) -> tuple[int, list[str]]:
+    def list(self) -> builtins.list[SandboxState]:
+        """Deprecated alias of `list_sandboxes` (kept for one release)."""
+        warnings.warn("Runtime.list() is deprecated; use Runtime.list_sandboxes()",
+                      DeprecationWarning, stacklevel=2)
+        return self.list_sandboxes()
+
+    def live_sandboxes(self) -> tuple[int, builtins.list[str]]:
         """(sandboxes in the log, ids of those not finished deleting), by reading only
         each stream's last event: no fold for a sandbox that is gone."""
         streams = list(self.store.streams(STREAM_PREFIX))
         live = []
         for stream in streams:
             last = self.store.last_event(stream)
-            if last is not None and not (last.type == "OperationCompleted"
-                                         and last.data.get("state") == "deleted"):
+            if last is not None and not (last.type == Ev.OPERATION_COMPLETED
+                                         and last.data.get("state") == State.DELETED):
                 live.append(stream[len(STREAM_PREFIX):])
         return len(streams), live
 
-    def events(self, sandbox_id: str) -> list[RecordedEvent]:
+    def events(self, sandbox_id: str) -> builtins.list[RecordedEvent]:
         events = list(self.store.read_stream(stream_of(sandbox_id)))
         if not events:
             raise NotFound(f"no sandbox {sandbox_id!r} in the log")
         return events
+
+    @property
+    def private_paths(self) -> builtins.list[str]:
+        """The runtime dir and the event store: kept out of every container's host view."""
+        return [str(self.runtime_dir), self.store.path]
 
     def layout(self, sandbox_id: str) -> host.SandboxLayout:
         return host.SandboxLayout(self.runtime_dir, sandbox_id)
@@ -206,7 +223,7 @@ class Runtime(GuestCalls):
     def _run(self, state: SandboxState, operation: Operation, *, container_id: str | None,
              from_state: str, to_state: str, params: dict | None = None,
              extra: dict | None = None) -> Outcome:
-        ctx = OpContext(self, state.id, self.layout(state.id), container_id, params or {})
+        ctx = context_for(self, state.id, self.layout(state.id), container_id, params)
         writer = StreamWriter(self.store, stream_of(state.id), state.version)
         header = {"kind": "container" if container_id else "sandbox",
                   "container": container_id, "params": params or {},
@@ -217,7 +234,7 @@ class Runtime(GuestCalls):
             to_state=to_state, records=ctx.records)
         self._maybe_snapshot(state.id, writer.version)
         if not outcome.completed:
-            held = self.state(state.id).held() if outcome.state == "failed" else []
+            held = self.state(state.id).held() if outcome.state == State.FAILED else []
             what = f"{operation.name} of container {container_id!r}" if container_id \
                 else operation.name
             raise OperationFailed(what, outcome.failed_step or "?", outcome.error or "",
@@ -235,6 +252,7 @@ class Runtime(GuestCalls):
                     extra: dict | None = None, params: dict | None = None) -> SandboxState:
         with self._lock(sandbox_id):
             state = self._current(sandbox_id, may_be_new=may_be_new)
+            assert operation.trigger is not None, "a sandbox operation is a transition"
             to = SANDBOX.target(state.state, operation.trigger,
                                 what=f"sandbox {sandbox_id!r}")
             self._run(state, operation, container_id=None, from_state=state.state,
@@ -250,9 +268,9 @@ class Runtime(GuestCalls):
                     f"cannot {operation.name.replace('_', ' ')} {container_id!r}: sandbox "
                     f"{sandbox_id!r} is {state.state}, not running")
             current = state.containers.get(container_id)
-            cstate = current.state if current else "new"
+            cstate = current.state if current else State.NEW
             if operation.trigger is None:
-                if cstate not in ("running", "paused", "created"):
+                if cstate not in (State.RUNNING, State.PAUSED, State.CREATED):
                     raise InvalidRequest(
                         f"cannot {operation.name} in container {container_id!r} of sandbox "
                         f"{sandbox_id!r}: it is {cstate}")
@@ -282,7 +300,7 @@ class Runtime(GuestCalls):
 
     def delete_sandbox(self, sandbox_id: str, force: bool = False) -> SandboxState:
         """Delete a created or stopped sandbox; with force, stop a running one first."""
-        if force and self.state(sandbox_id).state in ("running", "paused"):
+        if force and self.state(sandbox_id).state in STARTED:
             self.stop_sandbox(sandbox_id)
         return self._sandbox_op(sandbox_id, sandbox_ops.DELETE)
 
@@ -308,7 +326,7 @@ class Runtime(GuestCalls):
         return self._container_op(sandbox_id, container_id, container_ops.DELETE,
                                   need_guest=False)
 
-    def exec(self, sandbox_id: str, container_id: str, args: list[str], *,
+    def exec(self, sandbox_id: str, container_id: str, args: builtins.list[str], *,
              env: dict[str, str] | None = None, cwd: str | None = None,
              user: str | None = None, terminal: bool = False) -> str:
         """Start another process in a running container; returns its exec id."""
@@ -336,7 +354,7 @@ class Runtime(GuestCalls):
         """Block until the process exits; its exit is recorded as ProcessExited."""
         client = self._process_client(sandbox_id, container_id)
         status = client.wait_process(container_id, exec_id or container_id)
-        self.record_fact(sandbox_id, NewEvent("ProcessExited", {
+        self.record_fact(sandbox_id, NewEvent(Ev.PROCESS_EXITED, {
             "container": container_id, "exec_id": exec_id or "", "status": status}))
         return status
 

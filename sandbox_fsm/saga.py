@@ -26,6 +26,7 @@ from typing import Any, Literal
 from eventstore import NO_STREAM, EventStore, NewEvent, WrongExpectedVersion
 
 from .errors import Conflict
+from .names import Ev, State
 
 Action = Callable[[Any, dict], dict | None]
 Undo = Callable[[Any, dict, dict | None], None]
@@ -154,7 +155,7 @@ class Saga:
 
         `records` (filled as steps run) lets later steps' plans see earlier outcomes.
         """
-        started = NewEvent("OperationStarted", {
+        started = NewEvent(Ev.OPERATION_STARTED, {
             "op": op, "operation": operation.name, "trigger": operation.trigger,
             "from": from_state, "to": to_state,
             "steps": [s.name for s in operation.steps], **header})
@@ -172,7 +173,7 @@ class Saga:
                 args = redo_args
             else:
                 args = step.plan(ctx) if step.plan else {}
-                pending.append(NewEvent("StepStarted", {
+                pending.append(NewEvent(Ev.STEP_STARTED, {
                     "op": op, "step": step.name, "index": i, "args": args}))
             if pending:
                 self.writer.append(pending)
@@ -189,7 +190,7 @@ class Saga:
             record.outcome = outcome
             pending.append(NewEvent(step.event, {
                 "op": op, "step": step.name, "index": i, **outcome}))
-        pending.append(NewEvent("OperationCompleted", {"op": op, "state": to_state}))
+        pending.append(NewEvent(Ev.OPERATION_COMPLETED, {"op": op, "state": to_state}))
         self.writer.append(pending)
         return Outcome(op, True, to_state, records=records)
 
@@ -197,18 +198,18 @@ class Saga:
                exc: BaseException, from_state: str) -> Outcome:
         failed = records[-1]
         self.writer.append([
-            NewEvent("StepFailed", {"op": op, "step": failed.step, "index": failed.index,
+            NewEvent(Ev.STEP_FAILED, {"op": op, "step": failed.step, "index": failed.index,
                                     "error": error_data(exc)}),
-            NewEvent("CompensationStarted", {"op": op}),
+            NewEvent(Ev.COMPENSATION_STARTED, {"op": op}),
         ])
         if operation.on_crash == "forward":
             # A teardown is not undone; if it got past its first step the sandbox is
             # left `failed` with its ledger saying what is still held.
-            state = from_state if failed.index == 0 else "failed"
-            self.writer.append([NewEvent("OperationAborted", {"op": op, "state": state})])
+            state = from_state if failed.index == 0 else State.FAILED
+            self.writer.append([NewEvent(Ev.OPERATION_ABORTED, {"op": op, "state": state})])
             return Outcome(op, False, state, failed.step, exc, records)
         errors = self.compensate(operation, ctx, op=op, records=records, from_state=from_state)
-        state = "failed" if errors else from_state
+        state = State.FAILED if errors else from_state
         return Outcome(op, False, state, failed.step, exc, records, errors)
 
     def compensate(self, operation: Operation, ctx: Any, *, op: str,
@@ -234,16 +235,16 @@ class Saga:
                 step.undo(ctx, record.args, record.outcome)
             except Exception as exc:  # recorded; the sandbox ends `failed`
                 errors.append((step.name, str(exc)))
-                pending.append(NewEvent("CompensationFailed", {
+                pending.append(NewEvent(Ev.COMPENSATION_FAILED, {
                     "op": op, "step": step.name, "index": record.index,
                     "error": error_data(exc)}))
                 continue
             self.knob.point(name, "after")
             record.compensated = True
-            pending.append(NewEvent("StepCompensated", {
+            pending.append(NewEvent(Ev.STEP_COMPENSATED, {
                 "op": op, "step": step.name, "index": record.index}))
-        state = "failed" if errors else from_state
-        pending.append(NewEvent("OperationAborted", {"op": op, "state": state}))
+        state = State.FAILED if errors else from_state
+        pending.append(NewEvent(Ev.OPERATION_ABORTED, {"op": op, "state": state}))
         self.writer.append(pending)
         return errors
 

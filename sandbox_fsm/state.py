@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .names import State
+
 
 @dataclass
 class ContainerState:
     id: str
-    state: str = "new"
+    state: str = State.NEW
     config: dict = field(default_factory=dict)
     processes: dict[str, dict] = field(default_factory=dict)   # exec id -> {"status": ...}
     exit_status: int | None = None
@@ -22,7 +24,7 @@ class ContainerState:
 @dataclass
 class SandboxState:
     id: str
-    state: str = "new"
+    state: str = State.NEW
     config: dict = field(default_factory=dict)
     containers: dict[str, ContainerState] = field(default_factory=dict)
     ledger: dict[str, dict] = field(default_factory=dict)      # key -> resource

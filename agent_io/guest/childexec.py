@@ -22,14 +22,12 @@ def execvpe(args: list, env: dict) -> None:
     """execvpe without os.execvpe, which imports modules that a chroot may not have."""
     if "/" in args[0]:
         os.execve(args[0], args, env)
-    first_error = None
+    first_error: OSError | None = None
     for directory in env.get("PATH", "").split(":"):
         try:
             os.execve(os.path.join(directory or ".", args[0]), args, env)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            first_error = first_error or exc
-        except PermissionError as exc:
-            first_error = exc
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            first_error = exc if isinstance(exc, PermissionError) else first_error or exc
     if isinstance(first_error, PermissionError):
         raise first_error
     raise FileNotFoundError(f"{args[0]!r} not found on PATH {env.get('PATH')!r}") from first_error

@@ -5,7 +5,9 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+from agent_io import messages as m
 from agent_io.guest.errors import AlreadyExists, NotFound, WrongState
 from agent_io.guest.paths import GuestPaths, is_rootfs
 from agent_io.guest.process import Process, ProcessSpec, SpawnError
@@ -19,7 +21,8 @@ def _ids(value: str, what: str) -> int:
         raise SpawnError(f"{what}: {value!r} is not a numeric id") from None
 
 
-def process_spec(proc, string_user, root, where: str) -> ProcessSpec:
+def process_spec(proc: m.oci.Process | None, string_user: m.agent.StringUser | None,
+                 root: Path | None, where: str) -> ProcessSpec:
     """OCI Process (+ optional StringUser override) -> what to run, validated."""
     if proc is None or not proc.Args:
         raise SpawnError(f"{where}: OCI process has no Args")
@@ -43,7 +46,8 @@ def process_spec(proc, string_user, root, where: str) -> ProcessSpec:
     )
 
 
-def container_spec(req, paths: GuestPaths, where: str) -> ProcessSpec:
+def container_spec(req: m.agent.CreateContainerRequest, paths: GuestPaths,
+                   where: str) -> ProcessSpec:
     """The init process of CreateContainer; chroot only when Root.Path holds a rootfs."""
     oci = req.OCI
     root = None
@@ -62,7 +66,7 @@ class Container:
     init_exec: str
     init_spec: ProcessSpec
     storages: list[Prepared] = field(default_factory=list)
-    resources: object = None
+    resources: m.oci.LinuxResources | None = None
     state: str = "created"
     processes: dict[str, Process] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)

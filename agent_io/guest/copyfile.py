@@ -6,6 +6,7 @@ import os
 import threading
 from pathlib import Path
 
+from agent_io import messages as m
 from agent_io.guest.paths import PathRefused, confined
 
 
@@ -20,7 +21,7 @@ class FileCopier:
         self._root = root
         self._lock = threading.Lock()
 
-    def chunk(self, req) -> None:
+    def chunk(self, req: m.agent.CopyFileRequest) -> None:
         where = f"CopyFile {req.path!r}"
         if not req.path.startswith("/"):
             raise PathRefused(f"{where}: path must be absolute")

@@ -10,9 +10,11 @@ from protos import health_pb2_grpc
 
 
 class HealthServicer(health_pb2_grpc.HealthServicer):
-    def Check(self, request, context):
+    def Check(self, request: m.health.CheckRequest,
+              context: grpc.ServicerContext) -> m.health.HealthCheckResponse:
         return m.health.HealthCheckResponse(status=m.health.HealthCheckResponse.SERVING)
 
-    def Version(self, request, context):
+    def Version(self, request: m.health.CheckRequest,
+                context: grpc.ServicerContext) -> m.health.VersionCheckResponse:
         return m.health.VersionCheckResponse(grpc_version=grpc.__version__,
                                              agent_version=AGENT_VERSION)

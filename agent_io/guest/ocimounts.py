@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent_io import messages as m
 from agent_io.guest.paths import GuestPaths, confined
 from agent_io.guest.storage import Prepared, Storages
 
@@ -35,7 +36,7 @@ def system_mounts(root: Path, storages: Storages, where: str) -> list[Prepared]:
     return done
 
 
-def oci_binds(oci, root: Path, paths: GuestPaths, storages: Storages,
+def oci_binds(oci: m.oci.Spec, root: Path, paths: GuestPaths, storages: Storages,
               where: str) -> list[Prepared]:
     """Bind each OCI bind mount whose guest source exists onto root/destination."""
     done: list[Prepared] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -30,11 +31,11 @@ _PROBE = Path("/sys/devices/system/memory/probe")
 _EMPTY = m.Empty()
 
 
-def _cid(req, rpc_name: str) -> str:
+def _cid(req: Any, rpc_name: str) -> str:
     return check_id("container id", req.container_id, rpc_name)
 
 
-def _eid(req, rpc_name: str) -> str:
+def _eid(req: Any, rpc_name: str) -> str:
     return check_id("exec id", req.exec_id, rpc_name, allow_empty=True)
 
 
@@ -55,7 +56,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     # -- sandbox ---------------------------------------------------------------------------
 
     @rpc
-    def CreateSandbox(self, req, context):
+    def CreateSandbox(self, req: m.agent.CreateSandboxRequest,
+                      context: grpc.ServicerContext) -> m.Empty:
         if req.sandbox_id:
             check_id("sandbox id", req.sandbox_id, "CreateSandbox")
         sb = Sandbox(
@@ -75,7 +77,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def DestroySandbox(self, req, context):
+    def DestroySandbox(self, req: m.agent.DestroySandboxRequest,
+                       context: grpc.ServicerContext) -> m.Empty:
         for c in self.containers.all():
             self._destroy_container(c, timeout=None, context=context)
         with self.sandbox.lock:
@@ -94,7 +97,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     # -- containers ------------------------------------------------------------------------
 
     @rpc
-    def CreateContainer(self, req, context):
+    def CreateContainer(self, req: m.agent.CreateContainerRequest,
+                        context: grpc.ServicerContext) -> m.Empty:
         cid = _cid(req, "CreateContainer")
         init_exec = check_id("exec id", req.exec_id, "CreateContainer", allow_empty=True) or cid
         self.containers.reserve(cid, "CreateContainer")
@@ -118,7 +122,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def StartContainer(self, req, context):
+    def StartContainer(self, req: m.agent.StartContainerRequest,
+                       context: grpc.ServicerContext) -> m.Empty:
         cid = _cid(req, "StartContainer")
         c = self.containers.get(cid, "StartContainer")
         with c.lock:
@@ -134,7 +139,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.oom.watch(c.id, proc)
 
     @rpc
-    def ExecProcess(self, req, context):
+    def ExecProcess(self, req: m.agent.ExecProcessRequest,
+                    context: grpc.ServicerContext) -> m.Empty:
         cid = _cid(req, "ExecProcess")
         eid = check_id("exec id", req.exec_id, "ExecProcess")
         c = self.containers.get(cid, "ExecProcess")
@@ -151,7 +157,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def SignalProcess(self, req, context):
+    def SignalProcess(self, req: m.agent.SignalProcessRequest,
+                      context: grpc.ServicerContext) -> m.Empty:
         cid, eid = _cid(req, "SignalProcess"), _eid(req, "SignalProcess")
         c = self.containers.get(cid, "SignalProcess")
         signum = req.signal
@@ -164,20 +171,23 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def WaitProcess(self, req, context):
+    def WaitProcess(self, req: m.agent.WaitProcessRequest,
+                    context: grpc.ServicerContext) -> m.agent.WaitProcessResponse:
         cid, eid = _cid(req, "WaitProcess"), _eid(req, "WaitProcess")
         proc = self.containers.get(cid, "WaitProcess").process(eid, "WaitProcess")
         status = proc.wait(context.is_active)
         return m.agent.WaitProcessResponse(status=status if status is not None else -1)
 
     @rpc
-    def RemoveContainer(self, req, context):
+    def RemoveContainer(self, req: m.agent.RemoveContainerRequest,
+                        context: grpc.ServicerContext) -> m.Empty:
         cid = _cid(req, "RemoveContainer")
         c = self.containers.get(cid, "RemoveContainer")
         self._destroy_container(c, timeout=req.timeout or None, context=context)
         return _EMPTY
 
-    def _destroy_container(self, c: Container, timeout: float | None, context) -> None:
+    def _destroy_container(self, c: Container, timeout: float | None,
+                           context: grpc.ServicerContext | None) -> None:
         """SIGKILL every process group, wait (timeout None = no limit), then forget it."""
         is_active = context.is_active if context is not None else (lambda: True)
         with c.lock:
@@ -195,21 +205,24 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.containers.remove(c.id)
 
     @rpc
-    def PauseContainer(self, req, context):
+    def PauseContainer(self, req: m.agent.PauseContainerRequest,
+                       context: grpc.ServicerContext) -> m.Empty:
         c = self.containers.get(_cid(req, "PauseContainer"), "PauseContainer")
         with c.lock:
             c.pause("PauseContainer")
         return _EMPTY
 
     @rpc
-    def ResumeContainer(self, req, context):
+    def ResumeContainer(self, req: m.agent.ResumeContainerRequest,
+                        context: grpc.ServicerContext) -> m.Empty:
         c = self.containers.get(_cid(req, "ResumeContainer"), "ResumeContainer")
         with c.lock:
             c.resume("ResumeContainer")
         return _EMPTY
 
     @rpc
-    def UpdateContainer(self, req, context):
+    def UpdateContainer(self, req: m.agent.UpdateContainerRequest,
+                        context: grpc.ServicerContext) -> m.Empty:
         c = self.containers.get(_cid(req, "UpdateContainer"), "UpdateContainer")
         with c.lock:
             c.resources = req.resources
@@ -219,7 +232,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return procfs.members({p.pid for p in c.live()})
 
     @rpc
-    def StatsContainer(self, req, context):
+    def StatsContainer(self, req: m.agent.StatsContainerRequest,
+                       context: grpc.ServicerContext) -> m.agent.StatsContainerResponse:
         c = self.containers.get(_cid(req, "StatsContainer"), "StatsContainer")
         members = self._members(c)
         user = sum(s.utime_ns for s in members)
@@ -237,7 +251,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return m.agent.StatsContainerResponse(cgroup_stats=stats)
 
     @rpc
-    def ListProcesses(self, req, context):
+    def ListProcesses(self, req: m.agent.ListProcessesRequest,
+                      context: grpc.ServicerContext) -> m.agent.ListProcessesResponse:
         cid = _cid(req, "ListProcesses")
         c = self.containers.get(cid, "ListProcesses")
         pids = [s.pid for s in self._members(c)]
@@ -246,37 +261,42 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     # -- stdio -----------------------------------------------------------------------------
 
-    def _proc(self, req, rpc_name: str) -> procs.Process:
+    def _proc(self, req: Any, rpc_name: str) -> procs.Process:
         cid, eid = _cid(req, rpc_name), _eid(req, rpc_name)
         return self.containers.get(cid, rpc_name).process(eid, rpc_name)
 
     @rpc
-    def WriteStdin(self, req, context):
+    def WriteStdin(self, req: m.agent.WriteStreamRequest,
+                   context: grpc.ServicerContext) -> m.agent.WriteStreamResponse:
         proc = self._proc(req, "WriteStdin")
         where = f"WriteStdin {req.container_id!r}/{proc.exec_id!r}"
         return m.agent.WriteStreamResponse(len=proc.stdio.write_stdin(req.data, where))
 
-    def _read(self, req, context, stream: str, rpc_name: str):
+    def _read(self, req: m.agent.ReadStreamRequest, context: grpc.ServicerContext, stream: str,
+              rpc_name: str) -> m.agent.ReadStreamResponse:
         proc = self._proc(req, rpc_name)
         where = f"{rpc_name} {req.container_id!r}/{proc.exec_id!r}"
         data = proc.stdio.read(stream, req.len or 65536, context.is_active, where)
         return m.agent.ReadStreamResponse(data=data)
 
     @rpc
-    def ReadStdout(self, req, context):
+    def ReadStdout(self, req: m.agent.ReadStreamRequest,
+                   context: grpc.ServicerContext) -> m.agent.ReadStreamResponse:
         return self._read(req, context, "stdout", "ReadStdout")
 
     @rpc
-    def ReadStderr(self, req, context):
+    def ReadStderr(self, req: m.agent.ReadStreamRequest,
+                   context: grpc.ServicerContext) -> m.agent.ReadStreamResponse:
         return self._read(req, context, "stderr", "ReadStderr")
 
     @rpc
-    def CloseStdin(self, req, context):
+    def CloseStdin(self, req: m.agent.CloseStdinRequest, context: grpc.ServicerContext) -> m.Empty:
         self._proc(req, "CloseStdin").stdio.close_stdin()
         return _EMPTY
 
     @rpc
-    def TtyWinResize(self, req, context):
+    def TtyWinResize(self, req: m.agent.TtyWinResizeRequest,
+                     context: grpc.ServicerContext) -> m.Empty:
         proc = self._proc(req, "TtyWinResize")
         proc.stdio.resize(req.row, req.column, f"TtyWinResize {req.container_id!r}")
         return _EMPTY
@@ -284,30 +304,36 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     # -- network ---------------------------------------------------------------------------
 
     @rpc
-    def UpdateInterface(self, req, context):
+    def UpdateInterface(self, req: m.agent.UpdateInterfaceRequest,
+                        context: grpc.ServicerContext) -> m.types.Interface:
         return self.network.update_interface(req.interface)
 
     @rpc
-    def UpdateRoutes(self, req, context):
+    def UpdateRoutes(self, req: m.agent.UpdateRoutesRequest,
+                     context: grpc.ServicerContext) -> m.agent.Routes:
         return m.agent.Routes(Routes=self.network.update_routes(list(req.routes.Routes)))
 
     @rpc
-    def ListInterfaces(self, req, context):
+    def ListInterfaces(self, req: m.agent.ListInterfacesRequest,
+                       context: grpc.ServicerContext) -> m.agent.Interfaces:
         return m.agent.Interfaces(Interfaces=self.network.interfaces())
 
     @rpc
-    def ListRoutes(self, req, context):
+    def ListRoutes(self, req: m.agent.ListRoutesRequest,
+                   context: grpc.ServicerContext) -> m.agent.Routes:
         return m.agent.Routes(Routes=self.network.routes())
 
     @rpc
-    def AddARPNeighbors(self, req, context):
+    def AddARPNeighbors(self, req: m.agent.AddARPNeighborsRequest,
+                        context: grpc.ServicerContext) -> m.Empty:
         self.network.add_neighbors(list(req.neighbors.ARPNeighbors))
         return _EMPTY
 
     # -- guest machine (validated and recorded, never applied to the host) -----------------
 
     @rpc
-    def GetGuestDetails(self, req, context):
+    def GetGuestDetails(self, req: m.agent.GuestDetailsRequest,
+                        context: grpc.ServicerContext) -> m.agent.GuestDetailsResponse:
         details = m.agent.AgentDetails(
             version=AGENT_VERSION, init_daemon=os.getpid() == 1,
             storage_handlers=[*SHARED_DRIVERS, "ephemeral", "local"],
@@ -320,7 +346,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return resp
 
     @rpc
-    def OnlineCPUMem(self, req, context):
+    def OnlineCPUMem(self, req: m.agent.OnlineCPUMemRequest,
+                     context: grpc.ServicerContext) -> m.Empty:
         if req.nb_cpus == 0 and req.cpu_only:
             raise ValueError("OnlineCPUMem: cpu_only with nb_cpus 0 onlines nothing")
         with self.sandbox.lock:
@@ -328,7 +355,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def MemHotplugByProbe(self, req, context):
+    def MemHotplugByProbe(self, req: m.agent.MemHotplugByProbeRequest,
+                          context: grpc.ServicerContext) -> m.Empty:
         block = _block_size()
         for addr in req.memHotplugProbeAddr:
             if block and addr % block:
@@ -339,7 +367,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def ReseedRandomDev(self, req, context):
+    def ReseedRandomDev(self, req: m.agent.ReseedRandomDevRequest,
+                        context: grpc.ServicerContext) -> m.Empty:
         if not req.data:
             raise ValueError("ReseedRandomDev: no seed data")
         with self.sandbox.lock:
@@ -347,7 +376,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def SetGuestDateTime(self, req, context):
+    def SetGuestDateTime(self, req: m.agent.SetGuestDateTimeRequest,
+                         context: grpc.ServicerContext) -> m.Empty:
         if req.Sec < 0 or not 0 <= req.Usec < 1_000_000:
             raise ValueError(f"SetGuestDateTime: bad time Sec={req.Sec} Usec={req.Usec}")
         with self.sandbox.lock:
@@ -355,24 +385,27 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def CopyFile(self, req, context):
+    def CopyFile(self, req: m.agent.CopyFileRequest, context: grpc.ServicerContext) -> m.Empty:
         self.copier.chunk(req)
         return _EMPTY
 
     @rpc
-    def GetOOMEvent(self, req, context):
+    def GetOOMEvent(self, req: m.agent.GetOOMEventRequest,
+                    context: grpc.ServicerContext) -> m.agent.OOMEvent:
         cid = self.oom.next(context.is_active)
         if cid is None:
             context.abort(grpc.StatusCode.CANCELLED, "GetOOMEvent: caller went away")
         return m.agent.OOMEvent(container_id=cid)
 
     @rpc
-    def StartTracing(self, req, context):
+    def StartTracing(self, req: m.agent.StartTracingRequest,
+                     context: grpc.ServicerContext) -> m.Empty:
         self.sandbox.set_tracing(True, "StartTracing")
         return _EMPTY
 
     @rpc
-    def StopTracing(self, req, context):
+    def StopTracing(self, req: m.agent.StopTracingRequest,
+                    context: grpc.ServicerContext) -> m.Empty:
         self.sandbox.set_tracing(False, "StopTracing")
         return _EMPTY
 

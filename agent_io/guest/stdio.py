@@ -28,7 +28,7 @@ class Stdio:
         if terminal:
             master, slave = os.openpty()
             self._fds: dict[str, int | None] = {"stdin": master, "stdout": master, "stderr": None}
-            self.child_fds = (slave, slave, slave)
+            self.child_fds: tuple[int, ...] = (slave, slave, slave)
             if rows or cols:
                 self._winsize(master, rows, cols)
         else:
@@ -100,6 +100,7 @@ class Stdio:
 
     @staticmethod
     def _winsize(fd: int | None, rows: int, cols: int) -> None:
+        assert fd is not None, "a terminal process has a stdout fd"
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def close(self) -> None:

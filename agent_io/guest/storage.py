@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent_io import messages as m
 from agent_io.guest import syscalls
 from agent_io.guest.paths import GuestPaths
 
@@ -61,7 +62,7 @@ class Storages:
             raise
         return done
 
-    def _one(self, st, where: str) -> Prepared:
+    def _one(self, st: m.agent.Storage, where: str) -> Prepared:
         what = f"{where}: storage {st.driver or st.fstype!r} at {st.mount_point!r}"
         if st.driver in SHARED_DRIVERS or st.source == "kataShared":
             return Prepared(st.driver, st.mount_point, self._paths.shared_dir, False)

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,13 +17,14 @@ from .. import host
 from ..config import RuntimeConfig, load_config
 from ..errors import NotFound, SandboxError
 from ..host import InvalidId, validate_id
+from ..names import ABSENT, State
 from ..runtime import Runtime
 
 
-def default_dirs(env: dict[str, str] | None = None, euid: int | None = None
+def default_dirs(environ: Mapping[str, str] | None = None, euid: int | None = None
                  ) -> tuple[str, str]:
     """(state dir, runtime dir): SBX_* variables, else root's or the XDG locations."""
-    env = os.environ if env is None else env
+    env = os.environ if environ is None else environ
     euid = os.geteuid() if euid is None else euid
     if euid == 0:
         state, run = "/var/lib/sbx", "/run/sbx"
@@ -127,7 +128,7 @@ def reap_orphans(rt: Runtime) -> None:
     for sid in rt.live_sandboxes()[1]:
         state = rt.state(sid)
         owner = (state.config.get("annotations") or {}).get(RUN_OWNER)
-        if not owner or state.operation is not None or state.state in ("new", "deleted"):
+        if not owner or state.operation is not None or state.state in ABSENT:
             continue
         try:
             pid, start = (int(x) for x in owner.split(":"))
@@ -148,11 +149,11 @@ def remove(rt: Runtime, sid: str) -> None:
         return
     try:
         for cid, c in state.containers.items():
-            if c.state in ("created", "running", "paused", "failed"):
+            if c.state in (State.CREATED, State.RUNNING, State.PAUSED, State.FAILED):
                 rt.stop_container(sid, cid)
             if c.state != "deleted":
                 rt.delete_container(sid, cid)
-        if rt.state(sid).state not in ("new", "deleted"):
+        if rt.state(sid).state not in ABSENT:
             rt.delete_sandbox(sid, force=True)
     except SandboxError as exc:
         print(f"sbx: error: cleaning up sandbox {sid!r}: {exc}", file=sys.stderr)

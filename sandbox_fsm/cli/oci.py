@@ -16,6 +16,7 @@ from agent_io import AgentError
 from ..audit import iso
 from ..bundle import BUNDLE_ANNOTATION, load_bundle
 from ..errors import InvalidRequest, NotFound, SandboxError
+from ..names import ABSENT, ACTIVE, STARTED, State
 from ..runtime import Runtime
 from ..state import SandboxState
 from . import context
@@ -97,22 +98,21 @@ def oci_state(state: SandboxState, cid: str) -> dict[str, Any]:
     """The OCI runtime-spec state of container `cid` as the log says it is."""
     c = state.containers.get(cid)
     status = c.state if c else state.state
-    if c is not None and c.exit_status is not None and status in ("running", "paused"):
-        status = "stopped"
-    if status not in ("created", "running", "paused", "stopped"):
-        status = "stopped"
+    if c is not None and c.exit_status is not None and status in STARTED:
+        status = State.STOPPED
+    if status not in (State.CREATED, State.RUNNING, State.PAUSED, State.STOPPED):
+        status = State.STOPPED
     annotations = dict(state.config.get("annotations") or {})
     return {"ociVersion": OCI_VERSION, "id": cid, "status": status,
-            "pid": (state.guest or {}).get("pid", 0) if status in ("created", "running",
-                                                                    "paused") else 0,
+            "pid": (state.guest or {}).get("pid", 0) if status in ACTIVE else 0,
             "bundle": annotations.pop(BUNDLE_ANNOTATION, ""), "annotations": annotations}
 
 
 def cmd_state(args: argparse.Namespace) -> int:
     with context.reader(args) as rt:
         state = context.need(rt, args.id, args).state(args.id)
-    if state.state in ("new", "deleted"):
-        why = "it was deleted" if state.state == "deleted" else "its creation was rolled back"
+    if state.state in ABSENT:
+        why = "it was deleted" if state.state == State.DELETED else "its creation was rolled back"
         raise NotFound(f"container {args.id!r} does not exist: {why} "
                        f"(see `sbx audit {args.id}`)")
     context.emit_json(oci_state(state, args.id))
@@ -129,7 +129,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def _exited(rt: Runtime, sid: str, cid: str) -> bool:
     """Has the container's process exited? Learn it from the guest (and record it)."""
     c = rt.state(sid).containers.get(cid)
-    if c is None or c.state not in ("running", "paused") or c.exit_status is not None:
+    if c is None or c.state not in STARTED or c.exit_status is not None:
         return True
     done = threading.Event()
 
@@ -149,7 +149,7 @@ def _exited(rt: Runtime, sid: str, cid: str) -> bool:
 def cmd_delete(args: argparse.Namespace) -> int:
     with context.writer(args) as rt:
         state = rt.state(args.id)
-        if not args.force and state.state in ("running", "paused") \
+        if not args.force and state.state in STARTED \
                 and not _exited(rt, args.id, args.id):
             raise InvalidRequest(f"cannot delete {args.id!r}: its process is still running "
                                  "(kill it first, or use --force)")
@@ -182,9 +182,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     with context.reader(args) as rt:
-        for state in rt.list() if rt is not None else []:
+        for state in rt.list_sandboxes() if rt is not None else []:
+            assert rt is not None
             first = next(iter(rt.store.read_stream(f"sandbox-{state.id}")), None)
             rows.append({"id": state.id, "state": state.state,
                          "containers": {cid: c.state for cid, c in state.containers.items()},
@@ -217,11 +218,11 @@ def cmd_events(args: argparse.Namespace) -> int:
 
         threading.Thread(target=oom, daemon=True, name="oom").start()
         try:
-            while rt.state(args.id).state in ("running", "paused"):
+            while rt.state(args.id).state in STARTED:
                 try:
                     stats = rt.stats(args.id, args.id)
                 except SandboxError:
-                    if rt.state(args.id).state in ("running", "paused"):
+                    if rt.state(args.id).state in STARTED:
                         raise
                     break
                 context.emit_line({"type": "stats", "id": args.id, "time": _now(),

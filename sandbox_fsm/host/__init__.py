@@ -4,6 +4,8 @@ Pure mechanics: nothing here knows about events or sagas. Every operation is saf
 repeat, and "already gone" is success, so compensations and recovery can call them freely.
 """
 
+from typing import Any
+
 from .discover import find_by_cmdline
 from .hostview import HostView, plan_host_view
 from .layout import (
@@ -79,7 +81,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     # Lazy: importing .proxy here would make `python -m sandbox_fsm.host.proxy` warn that
     # the module was already imported by its package.
     if name == "proxy_argv":

@@ -140,7 +140,7 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             start_new_session=True, close_fds=True,
         )
     finally:
-        if log is not None:
+        if not isinstance(out, int):
             out.close()
     ident = identity_of(popen.pid)  # unreaped, so /proc/<pid> exists even if it already exited
     if ident is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..names import Op
 from ..saga import Operation, Step, step_names
 from ..spec import ContainerConfig, Mount
 from . import container, guest, sandbox
@@ -15,13 +16,18 @@ _FIXED: dict[str, Operation] = {op.name: op for op in (
 
 def operation_for(name: str, params: dict) -> Operation:
     """The operation as it was when `OperationStarted` recorded `name` and `params`."""
-    if name == "create_container":
+    if name == Op.CREATE_CONTAINER:
         return container.create(ContainerConfig.from_dict(params["config"]))
-    if name == "start_sandbox":
+    if name == Op.START_SANDBOX:
         return sandbox.start(params)
-    if name == "stop_sandbox":
+    if name == Op.STOP_SANDBOX:
         return sandbox.stop(params)
     return _FIXED[name]
+
+
+def fixed_operations() -> list[Operation]:
+    """Every operation whose steps do not depend on its params."""
+    return list(_FIXED.values())
 
 
 def steps() -> dict[str, list[str]]:
@@ -34,4 +40,4 @@ def steps() -> dict[str, list[str]]:
     return {op.name: step_names(op) for op in (*_FIXED.values(), sample)}
 
 
-__all__ = ["Operation", "Step", "operation_for", "steps"]
+__all__ = ["Operation", "Step", "fixed_operations", "operation_for", "steps"]

@@ -39,25 +39,27 @@ from ..guestspec.mounts import (
     shared_mounts,
 )
 from ..guestspec.paths import container_root_parent, container_root_path
+from ..names import Ev, Op, Trigger
 from ..saga import Operation, Step
 from ..spec import ContainerConfig
-from .context import OpContext, mount_resource, tolerate_gone
+from .context import ContainerContext, mount_resource, tolerate_gone
 
 
-def _config(ctx: OpContext) -> ContainerConfig:
+def _config(ctx: ContainerContext) -> ContainerConfig:
     return ContainerConfig.from_dict(ctx.params["config"])
 
 
 # -- create ---------------------------------------------------------------------------
 
-def _plan_rootfs(ctx: OpContext) -> dict:
+def _plan_rootfs(ctx: ContainerContext) -> dict:
     cfg = _config(ctx)
     default = cfg.rootfs is None
-    args = {"source": str(_host_view_dir(ctx, cfg.id)) if default else cfg.rootfs,
+    args: dict[str, Any] = {
+        "source": str(_host_view_dir(ctx, cfg.id)) if default else cfg.rootfs,
             "default": default, "target": str(ctx.layout.rootfs_target(cfg.id)),
             "dir": str(ctx.layout.container_dir(cfg.id))}
-    if default and ctx.runtime.driver == "namespaces":
-        view = host.plan_host_view([str(ctx.runtime.runtime_dir), ctx.runtime.store.path])
+    if default and ctx.host.driver == "namespaces":
+        view = host.plan_host_view(ctx.host.private_paths)
         args.update(links=view.links, binds=list(view.binds), dirs=list(view.dirs))
     elif default:
         # A plain-process guest cannot give a chroot its /proc and /dev: an empty rootfs
@@ -66,13 +68,13 @@ def _plan_rootfs(ctx: OpContext) -> dict:
     return args
 
 
-def _host_view_dir(ctx: OpContext, cid: str) -> os.PathLike[str]:
+def _host_view_dir(ctx: ContainerContext, cid: str) -> os.PathLike[str]:
     """Where a container that names no rootfs gets one built: outside mounts/, so the
     binds inside it stay private and reach the guest once, through the rootfs bind."""
     return ctx.layout.root / "rootfs" / cid
 
 
-def _mount_rootfs(ctx: OpContext, args: dict) -> dict:
+def _mount_rootfs(ctx: ContainerContext, args: dict) -> dict:
     source, target = args["source"], args["target"]
     acquired = _build_host_view(ctx, args) if args["default"] else []
     if not os.path.isdir(source):
@@ -84,7 +86,7 @@ def _mount_rootfs(ctx: OpContext, args: dict) -> dict:
                                                    role="rootfs", **copies)]}
 
 
-def _build_host_view(ctx: OpContext, args: dict) -> list[dict]:
+def _build_host_view(ctx: ContainerContext, args: dict) -> list[dict]:
     """The host's / seen read-only (host/hostview.py), in a dir of ours that the guest
     may write to (volumes' mount points, local volumes)."""
     source = args["source"]
@@ -117,7 +119,7 @@ def _makedirs_within(path: str, within: os.PathLike[str]) -> None:
                                       f"not a directory") from None
 
 
-def _unmount_rootfs(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+def _unmount_rootfs(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
     host.unmount(args["target"])
     if not os.path.islink(args["dir"]):   # a symlink planted there is not ours to remove
         host.remove_tree(args["dir"])
@@ -136,13 +138,13 @@ def _remove_host_view(source: str, binds: list[str]) -> None:
         pass   # gone already, or another container's rootfs is still there
 
 
-def _plan_volume(index: int, ctx: OpContext) -> dict:
+def _plan_volume(index: int, ctx: ContainerContext) -> dict:
     mnt = _config(ctx).mounts[index]
     return {"source": mnt.source, "destination": mnt.destination, "readonly": mnt.readonly,
             "target": str(ctx.layout.volume_target(ctx.container_id, mnt.destination))}
 
 
-def _mount_volume(ctx: OpContext, args: dict) -> dict:
+def _mount_volume(ctx: ContainerContext, args: dict) -> dict:
     source, target = args["source"], args["target"]
     if not os.path.exists(source):
         raise FileNotFoundError(f"volume source {source!r} does not exist")
@@ -156,7 +158,7 @@ def _mount_volume(ctx: OpContext, args: dict) -> dict:
                                         destination=args["destination"])]}
 
 
-def _unmount_volume(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+def _unmount_volume(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
     target = args["target"]
     host.unmount(target)
     if os.path.isdir(target) and not os.path.islink(target):
@@ -165,11 +167,11 @@ def _unmount_volume(ctx: OpContext, args: dict, outcome: dict | None) -> None:
         os.unlink(target)
 
 
-def _plan_guest_container(ctx: OpContext) -> dict:
+def _plan_guest_container(ctx: ContainerContext) -> dict:
     cfg = _config(ctx)
     volumes = {r.args["destination"]: ctx.guest_path(r.args["target"]) for r in ctx.records
                if r.step == "mount_volume" and r.outcome is not None}
-    return guest_request(cfg, ctx.runtime.config, ctx.sandbox_id, volumes)
+    return guest_request(cfg, ctx.host.config, ctx.sandbox_id, volumes)
 
 
 # The reference guest agent reports no seccomp support, so seccomp never crosses the wire.
@@ -269,7 +271,7 @@ def oci_user(text: str) -> dict:
     return {"uid": user.UID, "gid": user.GID}
 
 
-def _create_guest_container(ctx: OpContext, args: dict) -> dict:
+def _create_guest_container(ctx: ContainerContext, args: dict) -> dict:
     storages = [ParseDict(s, m.agent.Storage()) for s in args.get("storages", ())]
     ctx.agent().create_container(
         ctx.container_id, convert.oci_spec_to_proto(args["spec"]), storages=storages,
@@ -282,41 +284,41 @@ def _create_guest_container(ctx: OpContext, args: dict) -> dict:
             "agent_pidns": bool(args.get("agent_pidns")), "warnings": args.get("warnings", [])}
 
 
-def _remove_guest_container(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+def _remove_guest_container(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
     tolerate_gone(lambda: ctx.agent().remove_container(ctx.container_id))
 
 
 def create(config: ContainerConfig) -> Operation:
     volumes = tuple(
-        Step("mount_volume", "VolumeMounted", _mount_volume, _unmount_volume,
+        Step("mount_volume", Ev.VOLUME_MOUNTED, _mount_volume, _unmount_volume,
              partial(_plan_volume, i))
         for i in shared_volumes(config))
-    return Operation("create_container", "create", (
-        Step("mount_rootfs", "RootfsMounted", _mount_rootfs, _unmount_rootfs, _plan_rootfs),
+    return Operation(Op.CREATE_CONTAINER, Trigger.CREATE, (
+        Step("mount_rootfs", Ev.ROOTFS_MOUNTED, _mount_rootfs, _unmount_rootfs, _plan_rootfs),
         *volumes,
-        Step("create_container_in_guest", "ContainerCreated", _create_guest_container,
+        Step("create_container_in_guest", Ev.CONTAINER_CREATED, _create_guest_container,
              _remove_guest_container, _plan_guest_container),
     ))
 
 
 # -- start / stop / delete --------------------------------------------------------------
 
-def _start_guest_container(ctx: OpContext, args: dict) -> dict:
+def _start_guest_container(ctx: ContainerContext, args: dict) -> dict:
     ctx.agent().start_container(ctx.container_id)
     return {"container": ctx.container_id}
 
 
-def _kill_all(ctx: OpContext, args: dict, outcome: dict | None = None) -> dict:
+def _kill_all(ctx: ContainerContext, args: dict, outcome: dict | None = None) -> dict:
     tolerate_gone(lambda: ctx.agent().signal_process(ctx.container_id, signal.SIGKILL, all=True))
     return {"container": ctx.container_id}
 
 
-def _remove_in_guest(ctx: OpContext, args: dict) -> dict:
+def _remove_in_guest(ctx: ContainerContext, args: dict) -> dict:
     tolerate_gone(lambda: ctx.agent().remove_container(ctx.container_id))
     return {"container": ctx.container_id}
 
 
-def _unmount_container(ctx: OpContext, args: dict) -> dict:
+def _unmount_container(ctx: ContainerContext, args: dict) -> dict:
     released = []
     for res in sorted(ctx.mounts(ctx.container_id), key=lambda r: r["role"] == "rootfs"):
         host.unmount(res["path"])
@@ -326,16 +328,16 @@ def _unmount_container(ctx: OpContext, args: dict) -> dict:
     return {"container": ctx.container_id, "released": released}
 
 
-def _recorded_create(ctx: OpContext) -> dict:
+def _recorded_create(ctx: ContainerContext) -> dict:
     """The CreateContainer intent recorded for this container (its latest create)."""
-    events = ctx.runtime.events(ctx.sandbox_id)
+    events = ctx.host.events(ctx.sandbox_id)
     op = next(e.data["op"] for e in reversed(events)
-              if e.type == "ContainerCreated" and e.data.get("container") == ctx.container_id)
-    return next(e.data["args"] for e in events if e.type == "StepStarted"
+              if e.type == Ev.CONTAINER_CREATED and e.data.get("container") == ctx.container_id)
+    return next(e.data["args"] for e in events if e.type == Ev.STEP_STARTED
                 and e.data["op"] == op and e.data["step"] == "create_container_in_guest")
 
 
-def _unstart(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+def _unstart(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
     """Back to `created`: a started container cannot be un-started in the guest, so end
     its processes, remove it and create it again from the recorded request."""
     _kill_all(ctx, args)
@@ -343,30 +345,30 @@ def _unstart(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     _create_guest_container(ctx, _recorded_create(ctx))
 
 
-START = Operation("start_container", "start", (
-    Step("start_container_in_guest", "ContainerStarted", _start_guest_container, _unstart),
+START = Operation(Op.START_CONTAINER, Trigger.START, (
+    Step("start_container_in_guest", Ev.CONTAINER_STARTED, _start_guest_container, _unstart),
 ))
 
-STOP = Operation("stop_container", "stop", (
-    Step("signal_container", "ContainerStopped", _kill_all),
-    Step("remove_container_in_guest", "ContainerRemoved", _remove_in_guest),
+STOP = Operation(Op.STOP_CONTAINER, Trigger.STOP, (
+    Step("signal_container", Ev.CONTAINER_STOPPED, _kill_all),
+    Step("remove_container_in_guest", Ev.CONTAINER_REMOVED, _remove_in_guest),
 ), on_crash="forward")
 
-DELETE = Operation("delete_container", "delete", (
-    Step("unmount_container_mounts", "ContainerMountsUnmounted", _unmount_container),
+DELETE = Operation(Op.DELETE_CONTAINER, Trigger.DELETE, (
+    Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container),
 ), on_crash="forward")
 
 
 # -- exec / kill ------------------------------------------------------------------------
 
-def _plan_exec(ctx: OpContext) -> dict:
+def _plan_exec(ctx: ContainerContext) -> dict:
     return {"exec_id": ctx.params.get("exec_id") or uuid.uuid4().hex[:12],
             "args": list(ctx.params["args"]), "env": ctx.params.get("env") or {},
             "cwd": ctx.params.get("cwd") or "/", "user": ctx.params.get("user") or "0:0",
             "terminal": bool(ctx.params.get("terminal"))}
 
 
-def _exec(ctx: OpContext, args: dict) -> dict:
+def _exec(ctx: ContainerContext, args: dict) -> dict:
     process = convert.oci_spec_to_proto({"process": {
         "terminal": args["terminal"], "args": args["args"], "env": convert.env_list(args["env"]),
         "cwd": args["cwd"], "user": oci_user(args["user"])}}).Process
@@ -374,12 +376,12 @@ def _exec(ctx: OpContext, args: dict) -> dict:
     return {"container": ctx.container_id, "exec_id": args["exec_id"]}
 
 
-def _kill_exec(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+def _kill_exec(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
     tolerate_gone(lambda: ctx.agent().signal_process(
         ctx.container_id, signal.SIGKILL, args["exec_id"]))
 
 
-def _signal(ctx: OpContext, args: dict) -> dict:
+def _signal(ctx: ContainerContext, args: dict) -> dict:
     sig, exec_id, every = ctx.params["signal"], ctx.params.get("exec_id"), ctx.params["all"]
     ctx.agent().signal_process(ctx.container_id, sig, None if every else exec_id or
                                ctx.container_id, all=every)
@@ -387,10 +389,10 @@ def _signal(ctx: OpContext, args: dict) -> dict:
             "exec_id": exec_id or ""}
 
 
-EXEC = Operation("exec", None, (
-    Step("exec_process", "ProcessStarted", _exec, _kill_exec, _plan_exec),
+EXEC = Operation(Op.EXEC, None, (
+    Step("exec_process", Ev.PROCESS_STARTED, _exec, _kill_exec, _plan_exec),
 ))
 
-KILL = Operation("kill", None, (
-    Step("signal_process", "ProcessSignalled", _signal),
+KILL = Operation(Op.KILL, None, (
+    Step("signal_process", Ev.PROCESS_SIGNALLED, _signal),
 ), on_crash="forward")

@@ -1,29 +1,56 @@
-"""What a step sees while it runs: the sandbox as the log says, its layout, the runtime."""
+"""What a step sees while it runs: the sandbox as the log says, its layout, and a narrow
+`StepHost` (not the whole runtime), so a step can be read and tested on its own."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from agent_io import AgentClient, AgentDead, AgentRpcError, AgentUnavailable
+from eventstore import RecordedEvent
 
+from ..config import RuntimeConfig
 from ..guestspec.paths import GUEST_SHARED_DIR
 from ..host import ProcessIdentity, SandboxLayout
+from ..names import Kind
 from ..saga import StepRecord
 from ..state import SandboxState
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
 
 T = TypeVar("T")
 
 
+class StepHost(Protocol):
+    """Exactly what steps use of the runtime that runs them."""
+
+    @property
+    def config(self) -> RuntimeConfig: ...
+
+    @property
+    def driver(self) -> str: ...
+
+    @property
+    def private_paths(self) -> list[str]:
+        """The runtime's own dirs (runtime dir, event store): never in a container's view."""
+        ...
+
+    def state(self, sandbox_id: str) -> SandboxState: ...
+
+    def events(self, sandbox_id: str) -> list[RecordedEvent]: ...
+
+    def agent_for(self, state: SandboxState) -> AgentClient: ...
+
+    def forget_agent(self, sandbox_id: str) -> None: ...
+
+    def reply(self, request: str, value: Any) -> None: ...
+
 
 @dataclass
 class OpContext:
-    runtime: Runtime
+    """A sandbox operation's context (`container_id` is None)."""
+
+    host: StepHost
     sandbox_id: str
     layout: SandboxLayout
     container_id: str | None = None
@@ -33,10 +60,10 @@ class OpContext:
     @property
     def state(self) -> SandboxState:
         """The sandbox as the log says now, including this operation's recorded steps."""
-        return self.runtime.state(self.sandbox_id)
+        return self.host.state(self.sandbox_id)
 
     def agent(self) -> AgentClient:
-        return self.runtime.agent_for(self.state)
+        return self.host.agent_for(self.state)
 
     def guest_path(self, host_path: str | os.PathLike[str]) -> str:
         """The guest's view of a path under the sandbox's mounts/ dir."""
@@ -45,9 +72,26 @@ class OpContext:
 
     def mounts(self, container_id: str | None = None) -> Iterator[dict]:
         for res in list(self.state.ledger.values()):
-            if res["kind"] == "mount" and (
+            if res["kind"] == Kind.MOUNT and (
                     container_id is None or res.get("container") == container_id):
                 yield res
+
+
+@dataclass
+class ContainerContext(OpContext):
+    """A container operation's context: `container_id` is always set."""
+
+    container_id: str = ""
+
+
+def context_for(host: StepHost, sandbox_id: str, layout: SandboxLayout,
+                container_id: str | None, params: dict | None = None,
+                records: list[StepRecord] | None = None) -> OpContext:
+    """The context a step of this operation gets: a ContainerContext for a container."""
+    records = records if records is not None else []
+    if container_id is None:
+        return OpContext(host, sandbox_id, layout, None, params or {}, records)
+    return ContainerContext(host, sandbox_id, layout, container_id, params or {}, records)
 
 
 def identity(resource: dict) -> ProcessIdentity:
@@ -67,8 +111,8 @@ def tolerate_gone(call: Callable[[], T]) -> T | None:
 
 
 def mount_resource(path: str, **extra: Any) -> dict:
-    return {"kind": "mount", "key": f"mount:{path}", "path": path, **extra}
+    return {"kind": Kind.MOUNT, "key": f"mount:{path}", "path": path, **extra}
 
 
 def dir_resource(path: str, **extra: Any) -> dict:
-    return {"kind": "dir", "key": f"dir:{path}", "path": path, **extra}
+    return {"kind": Kind.DIR, "key": f"dir:{path}", "path": path, **extra}

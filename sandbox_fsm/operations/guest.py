@@ -12,17 +12,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 from agent_io import AgentRpcError, convert
 
-from ..saga import Operation, Step
-from .context import OpContext
+from ..names import Ev, Op, State, Trigger
+from ..saga import Operation, Plan, Step, Undo
+from .context import ContainerContext, OpContext
 
 
-def _single(name: str, step: str, event: str, action: Callable[[OpContext, dict], dict], *,
-            trigger: str | None = None,
-            undo: Callable[[OpContext, dict, dict | None], None] | None = None,
-            plan: Callable[[OpContext], dict] | None = None, forward: bool = False) -> Operation:
+def _single(name: str, step: str, event: str, action: Callable[[Any, dict], dict], *,
+            trigger: str | None = None, undo: Undo | None = None, plan: Plan | None = None,
+            forward: bool = False) -> Operation:
     return Operation(name, trigger, (Step(step, event, action, undo, plan),),
                      on_crash="forward" if forward else "rollback")
 
@@ -37,33 +39,33 @@ def _tolerating(call: Callable[[], object], code: str) -> None:
 
 
 def _reply(ctx: OpContext, value: object) -> None:
-    ctx.runtime.reply(ctx.params["request"], value)
+    ctx.host.reply(ctx.params["request"], value)
 
 
 # -- containers: pause / resume ----------------------------------------------------------
 
-def _pause(ctx: OpContext, args: dict) -> dict:
+def _pause(ctx: ContainerContext, args: dict) -> dict:
     ctx.agent().pause_container(ctx.container_id)
     return {"container": ctx.container_id}
 
 
-def _resume(ctx: OpContext, args: dict) -> dict:
+def _resume(ctx: ContainerContext, args: dict) -> dict:
     ctx.agent().resume_container(ctx.container_id)
     return {"container": ctx.container_id}
 
 
-def _pause_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+def _pause_undo(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
     _tolerating(lambda: ctx.agent().resume_container(ctx.container_id), "FAILED_PRECONDITION")
 
 
-def _resume_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
+def _resume_undo(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
     _tolerating(lambda: ctx.agent().pause_container(ctx.container_id), "FAILED_PRECONDITION")
 
 
-PAUSE_CONTAINER = _single("pause_container", "pause_container_in_guest", "ContainerPaused",
-                          _pause, trigger="pause", undo=_pause_undo)
-RESUME_CONTAINER = _single("resume_container", "resume_container_in_guest",
-                           "ContainerResumed", _resume, trigger="resume", undo=_resume_undo)
+PAUSE_CONTAINER = _single(Op.PAUSE_CONTAINER, "pause_container_in_guest", Ev.CONTAINER_PAUSED,
+                          _pause, trigger=Trigger.PAUSE, undo=_pause_undo)
+RESUME_CONTAINER = _single(Op.RESUME_CONTAINER, "resume_container_in_guest",
+                           Ev.CONTAINER_RESUMED, _resume, trigger=Trigger.RESUME, undo=_resume_undo)
 
 
 # -- the sandbox: pause / resume every container -------------------------------------------
@@ -72,14 +74,14 @@ def _plan_running(ctx: OpContext) -> dict:
     """The containers the sandbox's pause freezes (and its resume thaws): those the log
     says are running; a container paused on its own stays paused."""
     return {"containers": sorted(c.id for c in ctx.state.containers.values()
-                                 if c.state == "running")}
+                                 if c.state == State.RUNNING)}
 
 
 def _each(ctx: OpContext, cids: list[str], rpc: str, tolerate: bool) -> None:
     for cid in cids:
-        call = getattr(ctx.agent(), rpc)
+        call: Callable[[str], None] = getattr(ctx.agent(), rpc)
         if tolerate:
-            _tolerating(lambda c=cid, f=call: f(c), "FAILED_PRECONDITION")
+            _tolerating(partial(call, cid), "FAILED_PRECONDITION")
         else:
             call(cid)
 
@@ -102,38 +104,38 @@ def _resume_all_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     _each(ctx, args["containers"], "pause_container", tolerate=True)
 
 
-PAUSE_SANDBOX = _single("pause_sandbox", "pause_containers", "SandboxPaused", _pause_all,
-                        trigger="pause", undo=_pause_all_undo, plan=_plan_running)
-RESUME_SANDBOX = _single("resume_sandbox", "resume_containers", "SandboxResumed", _resume_all,
-                         trigger="resume", undo=_resume_all_undo, plan=_plan_running)
+PAUSE_SANDBOX = _single(Op.PAUSE_SANDBOX, "pause_containers", Ev.SANDBOX_PAUSED, _pause_all,
+                        trigger=Trigger.PAUSE, undo=_pause_all_undo, plan=_plan_running)
+RESUME_SANDBOX = _single(Op.RESUME_SANDBOX, "resume_containers", Ev.SANDBOX_RESUMED, _resume_all,
+                         trigger=Trigger.RESUME, undo=_resume_all_undo, plan=_plan_running)
 
 
 # -- containers: update, stdio, reads ---------------------------------------------------------
 
-def _update(ctx: OpContext, args: dict) -> dict:
+def _update(ctx: ContainerContext, args: dict) -> dict:
     resources = convert.oci_spec_to_proto(
         {"linux": {"resources": ctx.params["resources"]}}).Linux.Resources
     ctx.agent().update_container(ctx.container_id, resources)
     return {"container": ctx.container_id}
 
 
-def _exec_id(ctx: OpContext) -> str:
+def _exec_id(ctx: ContainerContext) -> str:
     return ctx.params.get("exec_id") or ctx.container_id or ""
 
 
-def _resize(ctx: OpContext, args: dict) -> dict:
+def _resize(ctx: ContainerContext, args: dict) -> dict:
     rows, columns = ctx.params["rows"], ctx.params["columns"]
     ctx.agent().tty_win_resize(ctx.container_id, _exec_id(ctx), rows, columns)
     return {"container": ctx.container_id, "exec_id": _exec_id(ctx), "rows": rows,
             "columns": columns}
 
 
-def _close_stdin(ctx: OpContext, args: dict) -> dict:
+def _close_stdin(ctx: ContainerContext, args: dict) -> dict:
     ctx.agent().close_stdin(ctx.container_id, _exec_id(ctx))
     return {"container": ctx.container_id, "exec_id": _exec_id(ctx)}
 
 
-def _stats(ctx: OpContext, args: dict) -> dict:
+def _stats(ctx: ContainerContext, args: dict) -> dict:
     stats = ctx.agent().stats_container(ctx.container_id).cgroup_stats
     cpu, mem, pids = (stats.cpu_stats.cpu_usage, stats.memory_stats.usage,
                       stats.pids_stats)
@@ -145,19 +147,19 @@ def _stats(ctx: OpContext, args: dict) -> dict:
     return {"container": ctx.container_id, **figures}
 
 
-def _list_processes(ctx: OpContext, args: dict) -> dict:
+def _list_processes(ctx: ContainerContext, args: dict) -> dict:
     fmt = ctx.params["format"]
     table = ctx.agent().list_processes(ctx.container_id, fmt, ctx.params.get("args") or ())
     _reply(ctx, table)
     return {"container": ctx.container_id, "format": fmt, "bytes": len(table)}
 
 
-UPDATE_CONTAINER = _single("update_container", "update_container_in_guest", "ContainerUpdated",
+UPDATE_CONTAINER = _single(Op.UPDATE_CONTAINER, "update_container_in_guest", Ev.CONTAINER_UPDATED,
                            _update, forward=True)
-RESIZE_TTY = _single("resize_tty", "resize_tty", "TtyResized", _resize, forward=True)
-CLOSE_STDIN = _single("close_stdin", "close_stdin", "StdinClosed", _close_stdin, forward=True)
-STATS_CONTAINER = _single("stats_container", "read_stats", "StatsRead", _stats)
-LIST_PROCESSES = _single("list_processes", "list_processes", "ProcessesListed", _list_processes)
+RESIZE_TTY = _single(Op.RESIZE_TTY, "resize_tty", Ev.TTY_RESIZED, _resize, forward=True)
+CLOSE_STDIN = _single(Op.CLOSE_STDIN, "close_stdin", Ev.STDIN_CLOSED, _close_stdin, forward=True)
+STATS_CONTAINER = _single(Op.STATS_CONTAINER, "read_stats", Ev.STATS_READ, _stats)
+LIST_PROCESSES = _single(Op.LIST_PROCESSES, "list_processes", Ev.PROCESSES_LISTED, _list_processes)
 
 
 # -- the guest machine ----------------------------------------------------------------------
@@ -177,7 +179,7 @@ def _online(ctx: OpContext, args: dict) -> dict:
 
 
 def _plan_hotplug(ctx: OpContext) -> dict:
-    section = ctx.runtime.config.hypervisor.memory_section_size_mb
+    section = ctx.host.config.hypervisor.memory_section_size_mb
     return {"addr": ctx.params["addr"], "size_mb": ctx.params["size_mb"], "section_mb": section}
 
 
@@ -216,19 +218,19 @@ def _routes(ctx: OpContext, args: dict) -> dict:
     return {"routes": len(found)}
 
 
-GUEST_DETAILS = _single("guest_details", "get_guest_details", "GuestDetailsRead",
+GUEST_DETAILS = _single(Op.GUEST_DETAILS, "get_guest_details", Ev.GUEST_DETAILS_READ,
                         _guest_details)
-ONLINE_CPU_MEM = _single("online_cpu_mem", "online_cpu_mem", "CPUMemOnlined", _online,
+ONLINE_CPU_MEM = _single(Op.ONLINE_CPU_MEM, "online_cpu_mem", Ev.CPU_MEM_ONLINED, _online,
                          forward=True)
-HOTPLUG_MEMORY = _single("hotplug_memory", "mem_hotplug_by_probe", "MemoryHotplugged",
+HOTPLUG_MEMORY = _single(Op.HOTPLUG_MEMORY, "mem_hotplug_by_probe", Ev.MEMORY_HOTPLUGGED,
                          _hotplug, plan=_plan_hotplug, forward=True)
-RESEED_RNG = _single("reseed_rng", "reseed_random_dev", "RNGReseeded", _reseed, forward=True)
-SET_GUEST_TIME = _single("set_guest_time", "set_guest_date_time", "GuestTimeSet", _set_time,
+RESEED_RNG = _single(Op.RESEED_RNG, "reseed_random_dev", Ev.RNG_RESEEDED, _reseed, forward=True)
+SET_GUEST_TIME = _single(Op.SET_GUEST_TIME, "set_guest_date_time", Ev.GUEST_TIME_SET, _set_time,
                          forward=True)
-COPY_FILE = _single("copy_file", "copy_file", "FileCopied", _copy, forward=True)
-LIST_INTERFACES = _single("list_interfaces", "list_interfaces", "InterfacesListed",
+COPY_FILE = _single(Op.COPY_FILE, "copy_file", Ev.FILE_COPIED, _copy, forward=True)
+LIST_INTERFACES = _single(Op.LIST_INTERFACES, "list_interfaces", Ev.INTERFACES_LISTED,
                           _interfaces)
-LIST_ROUTES = _single("list_routes", "list_routes", "RoutesListed", _routes)
+LIST_ROUTES = _single(Op.LIST_ROUTES, "list_routes", Ev.ROUTES_LISTED, _routes)
 
 SANDBOX_OPERATIONS = (PAUSE_SANDBOX, RESUME_SANDBOX, GUEST_DETAILS, ONLINE_CPU_MEM,
                       HOTPLUG_MEMORY, RESEED_RNG, SET_GUEST_TIME, COPY_FILE, LIST_INTERFACES,

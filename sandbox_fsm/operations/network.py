@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from agent_io import convert
 
+from ..names import Ev
 from ..saga import Step
 from ..spec import network_entries
 from .context import OpContext
@@ -32,6 +33,6 @@ def _setup(ctx: OpContext, args: dict) -> dict:
             "neighbors": len(neighbors)}
 
 
-SETUP_NETWORK = Step("setup_network", "NetworkConfigured", _setup, None, _plan)
+SETUP_NETWORK = Step("setup_network", Ev.NETWORK_CONFIGURED, _setup, None, _plan)
 
 __all__ = ["SETUP_NETWORK"]

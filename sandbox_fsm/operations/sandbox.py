@@ -25,6 +25,7 @@ from ..guestspec.agent import (
     trace_settings,
 )
 from ..guestspec.sandbox import dns_lines, kernel_modules, sandbox_storages
+from ..names import Ev, Kind, Op, Trigger
 from ..saga import Operation, Step
 from .context import OpContext, dir_resource, identity, mount_resource, tolerate_gone
 from .network import SETUP_NETWORK
@@ -72,9 +73,9 @@ def _plan_vm(ctx: OpContext) -> dict:
     lay = ctx.layout
     argv = [sys.executable, "-m", "agent_io.guest", "--listen", f"unix:{lay.agent_socket}",
             "--guest-dir", str(lay.guest_dir), "--shared-dir", str(lay.shared)]
-    if ctx.runtime.driver == "namespaces":
+    if ctx.host.driver == "namespaces":
         argv.append("--namespaces")
-    conf = ctx.runtime.config
+    conf = ctx.host.config
     params = kernel_params(conf)
     if params:
         argv += ["--kernel-params", params]
@@ -97,7 +98,7 @@ def kernel_params(conf: RuntimeConfig) -> str:
 
 def _wait_listening(ctx: OpContext, path: str, ident: host.ProcessIdentity) -> None:
     """Wait for the process to listen on `path`; a non-socket planted there is no listener."""
-    host.wait_for_path(path, timeout=ctx.runtime.config.agent.dial_timeout, ident=ident)
+    host.wait_for_path(path, timeout=ctx.host.config.agent.dial_timeout, ident=ident)
     if not stat.S_ISSOCK(os.lstat(path).st_mode):
         raise host.UnsafePath(f"{path!r} is not a socket: pid {ident.pid} cannot listen there")
 
@@ -110,7 +111,7 @@ def _start_vm(ctx: OpContext, args: dict) -> dict:
         host.terminate(ident)
         raise
     return {"acquired": [{
-        "kind": "process", "key": "process:guest", "role": "guest", "pid": ident.pid,
+        "kind": Kind.PROCESS, "key": "process:guest", "role": "guest", "pid": ident.pid,
         "disable_vm_shutdown": bool(args.get("disable_vm_shutdown")),
         "start_time": ident.start_time, "url": f"unix:{args['socket']}",
         "socket": args["socket"]}]}
@@ -121,7 +122,7 @@ def _end_processes(ctx: OpContext, idents: list[host.ProcessIdentity], socket: s
     """End a guest or proxy process and drop what points at it: our client, its socket."""
     for ident in idents:
         host.terminate(ident, timeout=timeout)
-    ctx.runtime.forget_agent(ctx.sandbox_id)
+    ctx.host.forget_agent(ctx.sandbox_id)
     if os.path.lexists(socket):
         os.unlink(socket)
 
@@ -141,7 +142,7 @@ def _stop_vm_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
 
 def _plan_proxy(ctx: OpContext) -> dict:
     lay = ctx.layout
-    return {"type": ctx.runtime.config.proxy.type, "socket": str(lay.proxy_socket),
+    return {"type": ctx.host.config.proxy.type, "socket": str(lay.proxy_socket),
             "target": str(lay.agent_socket), "log": str(lay.log_dir / "proxy.log")}
 
 
@@ -155,7 +156,7 @@ def _start_proxy(ctx: OpContext, args: dict) -> dict:
         host.terminate(ident)
         raise
     return {"type": "process", "acquired": [{
-        "kind": "process", "key": "process:proxy", "role": "proxy", "pid": ident.pid,
+        "kind": Kind.PROCESS, "key": "process:proxy", "role": "proxy", "pid": ident.pid,
         "start_time": ident.start_time, "url": f"unix:{args['socket']}",
         "socket": args["socket"]}]}
 
@@ -167,13 +168,13 @@ def _stop_proxy_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
 
 def _check_agent(ctx: OpContext, args: dict) -> dict:
     agent = ctx.agent()
-    agent.wait_ready(ctx.runtime.config.agent.timeouts.check)
+    agent.wait_ready(ctx.host.config.agent.timeouts.check)
     return {"version": agent.version().agent_version}
 
 
 def _plan_guest_sandbox(ctx: OpContext) -> dict:
     cfg = ctx.state.config
-    conf = ctx.runtime.config
+    conf = ctx.host.config
     dns = list(cfg.get("dns") or ()) or dns_lines(cfg.get("oci") or {})
     return {"hostname": (cfg.get("hostname") or ctx.sandbox_id)[:HOSTNAME_MAX], "dns": dns,
             "kernel_modules": list(conf.agent.kernel_modules),
@@ -182,7 +183,7 @@ def _plan_guest_sandbox(ctx: OpContext) -> dict:
 
 
 def _create_guest_sandbox(ctx: OpContext, args: dict) -> dict:
-    storages = sandbox_storages(ctx.runtime.config.hypervisor)
+    storages = sandbox_storages(ctx.host.config.hypervisor)
     ctx.agent().create_sandbox(
         hostname=args["hostname"], sandbox_id=ctx.sandbox_id, dns=args["dns"],
         storages=storages, guest_hook_path=args["guest_hook_path"],
@@ -266,18 +267,18 @@ def _unmount_shared(ctx: OpContext, args: dict) -> dict:
 
 def _remove_sandbox_dir(ctx: OpContext, args: dict) -> dict:
     host.remove_tree(ctx.layout.root)
-    return {"released": [k for k, r in ctx.state.ledger.items() if r["kind"] == "dir"]}
+    return {"released": [k for k, r in ctx.state.ledger.items() if r["kind"] == Kind.DIR]}
 
 
-CREATE = Operation("create_sandbox", "create", (
-    Step("create_shared_path", "SharedPathCreated", _create_shared_path,
+CREATE = Operation(Op.CREATE_SANDBOX, Trigger.CREATE, (
+    Step("create_shared_path", Ev.SHARED_PATH_CREATED, _create_shared_path,
          _remove_shared_path, _plan_shared_path),
-    Step("mount_shared_dir", "SharedDirMounted", _mount_shared_dir,
+    Step("mount_shared_dir", Ev.SHARED_DIR_MOUNTED, _mount_shared_dir,
          _unmount_shared_dir, _plan_share),
 ))
 
-START_TRACING = Step("start_tracing", "TracingStarted", _start_tracing, _start_tracing_undo)
-STOP_TRACING = Step("stop_tracing", "TracingStopped", _stop_tracing)
+START_TRACING = Step("start_tracing", Ev.TRACING_STARTED, _start_tracing, _start_tracing_undo)
+STOP_TRACING = Step("stop_tracing", Ev.TRACING_STOPPED, _stop_tracing)
 
 
 def options(conf: RuntimeConfig, config: Mapping) -> dict:
@@ -289,11 +290,11 @@ def options(conf: RuntimeConfig, config: Mapping) -> dict:
 
 def start(opts: Mapping) -> Operation:
     """start_sandbox; `setup_network` and `start_tracing` only when `opts` ask for them."""
-    return Operation("start_sandbox", "start", (
-        Step("start_vm", "VMStarted", _start_vm, _stop_vm_undo, _plan_vm),
-        Step("start_proxy", "ProxyStarted", _start_proxy, _stop_proxy_undo, _plan_proxy),
-        Step("check_agent", "AgentChecked", _check_agent),
-        Step("create_sandbox_in_guest", "GuestSandboxCreated", _create_guest_sandbox,
+    return Operation(Op.START_SANDBOX, Trigger.START, (
+        Step("start_vm", Ev.VM_STARTED, _start_vm, _stop_vm_undo, _plan_vm),
+        Step("start_proxy", Ev.PROXY_STARTED, _start_proxy, _stop_proxy_undo, _plan_proxy),
+        Step("check_agent", Ev.AGENT_CHECKED, _check_agent),
+        Step("create_sandbox_in_guest", Ev.GUEST_SANDBOX_CREATED, _create_guest_sandbox,
              _destroy_guest_sandbox, _plan_guest_sandbox),
         *((SETUP_NETWORK,) if opts.get("network") else ()),
         *((START_TRACING,) if opts.get("tracing") else ()),
@@ -302,30 +303,30 @@ def start(opts: Mapping) -> Operation:
 
 def stop(opts: Mapping) -> Operation:
     """stop_sandbox; `stop_tracing` after DestroySandbox when dynamic tracing is on."""
-    return Operation("stop_sandbox", "stop", (
-        Step("destroy_sandbox_in_guest", "GuestSandboxDestroyed", _destroy_in_guest),
+    return Operation(Op.STOP_SANDBOX, Trigger.STOP, (
+        Step("destroy_sandbox_in_guest", Ev.GUEST_SANDBOX_DESTROYED, _destroy_in_guest),
         *((STOP_TRACING,) if opts.get("tracing") else ()),
-        Step("stop_proxy", "ProxyStopped", _stop_proxy),
-        Step("stop_vm", "VMStopped", _stop_vm),
+        Step("stop_proxy", Ev.PROXY_STOPPED, _stop_proxy),
+        Step("stop_vm", Ev.VM_STOPPED, _stop_vm),
     ), on_crash="forward")
 
 
 START = start({})
 STOP = stop({})
 
-DELETE = Operation("delete_sandbox", "delete", (
-    Step("unmount_container_mounts", "ContainerMountsUnmounted", _unmount_container_mounts),
-    Step("unmount_shared_dir", "SharedDirUnmounted", _unmount_shared),
-    Step("remove_sandbox_dir", "SandboxDirRemoved", _remove_sandbox_dir),
+DELETE = Operation(Op.DELETE_SANDBOX, Trigger.DELETE, (
+    Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container_mounts),
+    Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
+    Step("remove_sandbox_dir", Ev.SANDBOX_DIR_REMOVED, _remove_sandbox_dir),
 ), on_crash="forward")
 
 # Recovery's answer to a guest or proxy that died under a live sandbox: release what the
 # sandbox holds on the host, keeping its directory for `delete`.
-RELEASE_LOST = Operation("release_lost_sandbox", None, (
-    Step("stop_proxy", "ProxyStopped", _stop_proxy),
-    Step("stop_vm", "VMStopped", _stop_vm),
-    Step("unmount_container_mounts", "ContainerMountsUnmounted", _unmount_container_mounts),
-    Step("unmount_shared_dir", "SharedDirUnmounted", _unmount_shared),
+RELEASE_LOST = Operation(Op.RELEASE_LOST_SANDBOX, None, (
+    Step("stop_proxy", Ev.PROXY_STOPPED, _stop_proxy),
+    Step("stop_vm", Ev.VM_STOPPED, _stop_vm),
+    Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container_mounts),
+    Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
 ), on_crash="forward")
 
 __all__ = ["CREATE", "START", "STOP", "DELETE", "RELEASE_LOST", "kernel_params", "options",

@@ -10,7 +10,6 @@ below). The Mermaid text is kept in the page for anyone who wants to render it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from xml.sax.saxutils import escape
 
 from ..audit import Transition
@@ -44,9 +43,7 @@ def _lift(src: str, dest: str, taken: bool) -> float:
 
 def state_path_svg(kind: str, taken: Sequence[Transition]) -> str:
     """`<svg>` of the `kind` machine with `taken` marked (numbered in order)."""
-    machine: Any = KINDS[kind]        # list of transitions dicts, as `transitions` takes them
-    allowed = {(src, t["trigger"], t["dest"]) for t in machine
-               for src in (t["source"] if isinstance(t["source"], list) else [t["source"]])}
+    allowed = set(KINDS[kind].edges())
     numbers: dict[tuple[str, str, str], list[int]] = {}
     for n, t in enumerate(taken, 1):
         numbers.setdefault((t.source, t.trigger, t.dest), []).append(n)
