@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernel-params", default="",
                    help="the guest kernel command line: kept at <guest-dir>/proc/cmdline; "
                         "agent.log=debug turns on debug logging")
+    p.add_argument("--vm-port", default="", metavar="NAME",
+                   help="inside a VM: serve the host through the virtio-serial port NAME")
     p.add_argument("--namespaces", action="store_true",
                    help="run in new mount, PID, UTS and IPC namespaces (root)")
     p.add_argument(namespaces.INNER_FLAG, action="store_true", help=argparse.SUPPRESS)
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return namespaces.run_outer([a for a in argv if a != "--namespaces"])
     try:
         return server.serve(args.listen, args.guest_dir, args.shared_dir, args.faults,
-                            args.namespaced, kernel_params=args.kernel_params)
+                            args.namespaced, kernel_params=args.kernel_params,
+                            vm_port=args.vm_port)
     except ValueError as exc:
         print(f"agent_io.guest: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from agent_io.faults import FaultPlan
-from agent_io.guest import syscalls
+from agent_io.guest import syscalls, vmport
 from agent_io.guest.health import HealthServicer
 from agent_io.guest.paths import GuestPaths
 from agent_io.guest.servicer import AgentServicer
@@ -52,11 +52,13 @@ def socket_path(listen: str) -> Path:
 
 
 def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
-          namespaced: bool, *, kernel_params: str = "") -> int:
+          namespaced: bool, *, kernel_params: str = "", vm_port: str = "") -> int:
     """Run until SIGTERM/SIGINT; then end every container process, unmount, remove the socket.
 
     `kernel_params` is what a VM's kernel would have booted with: kept as the guest's
     /proc/cmdline (under the guest dir) so the host's choice can be read back.
+    `vm_port` names the virtio-serial port of a real VM: the machine is the agent's own
+    (it mounts and sets the hostname), and the host reaches it through that port.
     """
     stop = threading.Event()  # armed first: a SIGTERM during start-up is still clean
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -73,8 +75,9 @@ def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
     if not namespaced:
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to be reaped
     root = os.geteuid() == 0
-    agent = AgentServicer(GuestPaths(guest_dir, shared_dir), may_mount=root and namespaced,
-                          own_uts=namespaced)
+    owns_machine = namespaced or bool(vm_port)
+    agent = AgentServicer(GuestPaths(guest_dir, shared_dir), may_mount=root and owns_machine,
+                          own_uts=owns_machine)
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rpc"),
                          interceptors=[plan.server_interceptor()] if plan else [])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent, server)
@@ -87,6 +90,8 @@ def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
         os.umask(old_umask)
     os.chmod(path, 0o600)
     log.info("guest agent serving on %s (namespaced=%s)", path, namespaced)
+    if vm_port:
+        vmport.start(vm_port, str(path), stop)
     while not stop.wait(1.0):
         pass
     plan.release()

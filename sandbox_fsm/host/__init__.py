@@ -41,6 +41,7 @@ from .procs import (
     signal_process,
     spawn,
     terminate,
+    wait_exit,
     wait_for_path,
 )
 
@@ -77,6 +78,7 @@ __all__ = [
     "unmount",
     "unshare_dir",
     "validate_id",
+    "wait_exit",
     "wait_for_path",
 ]
 

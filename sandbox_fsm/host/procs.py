@@ -117,6 +117,21 @@ def terminate(ident: ProcessIdentity, *, timeout: float = 5.0) -> bool:
     return True
 
 
+def wait_exit(ident: ProcessIdentity, timeout: float) -> bool:
+    """Wait up to timeout for ident to exit (reaping it when it is our child); True if gone."""
+    fd = _open_pidfd(ident)
+    if fd is None:
+        reap_children()
+        return True
+    try:
+        if not _wait_exit(fd, timeout):
+            return False
+    finally:
+        os.close(fd)
+    _reap(ident)
+    return True
+
+
 @dataclass
 class _Child:
     popen: subprocess.Popen[bytes]
