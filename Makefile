@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint bench protos clean sysdeps
+.PHONY: demo test lint bench protos clean sysdeps guest-image
 
 # System packages the tests and the demo drive for real (runc in the guest agent, the qemu
 # driver, containerd and Docker as OCI clients, nats-server, Chromium). Installed with apt
@@ -36,7 +36,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: sysdeps lint
+# The qemu driver's guest initramfs, built once and reused while its inputs are unchanged.
+guest-image: sysdeps $(BIN)/.installed
+	$(BIN)/sbx guest-image build --cache-dir build/guest-images
+
+test: sysdeps lint guest-image
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed

@@ -23,6 +23,8 @@ HYPERVISOR_DRIVERS = ("process", "namespaces")
 TRACE_MODES = ("static", "dynamic")
 TRACE_TYPES = ("isolated", "collated")
 PROXY_TYPES = ("builtin", "process")
+MACHINE_TYPES = ("q35", "microvm")
+ACCELERATORS = ("auto", "kvm", "tcg")
 
 # rpcs whose calls block until something happens in the guest: no deadline by default
 UNBOUNDED_RPCS = ("WaitProcess", "GetOOMEvent", "ReadStdout", "ReadStderr")
@@ -61,6 +63,15 @@ class HypervisorConfig:
     memory_section_size_mb: int = field(default=0, metadata=_min(0))
     disable_block_device_use: bool = False
     supports_fs_sharing: bool = True
+    # The qemu driver: Kata's keys, plus `accel` (auto falls back to TCG when KVM cannot
+    # run this guest kernel) and `image_cache` (where built guest images are kept).
+    path: str = "/usr/bin/qemu-system-x86_64"
+    kernel: str = ""
+    initrd: str = ""
+    machine_type: str = field(default="q35", metadata=_choice(*MACHINE_TYPES))
+    default_vcpus: int = field(default=1, metadata=_min(1))
+    default_memory: int = field(default=512, metadata=_min(64))
+    accel: str = field(default="auto", metadata=_choice(*ACCELERATORS))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,6 @@ this host's Python with only the agent's dependencies, runc, the kernel modules 
 needs and an init that starts the agent on the virtio-serial port. Never the host's root.
 """
 
-from .build import GuestImage, ImageError, Kernel, ensure, find_kernel
+from .build import GuestImage, ImageError, Kernel, cache_dir, ensure, find_kernel
 
-__all__ = ["GuestImage", "ImageError", "Kernel", "ensure", "find_kernel"]
+__all__ = ["GuestImage", "ImageError", "Kernel", "cache_dir", "ensure", "find_kernel"]

@@ -19,15 +19,12 @@ from pathlib import Path
 
 from . import elf, init, kmods, pyruntime
 from .cpio import CpioWriter
+from .errors import ImageError
 from .pyruntime import ImageFile
 
 BUSYBOX = "/bin/busybox"
 RUNC = "/usr/sbin/runc"
 _LD_CACHE = "/etc/ld.so.cache"
-
-
-class ImageError(RuntimeError):
-    """The guest image cannot be built from this host's files."""
 
 
 @dataclass(frozen=True)
@@ -154,11 +151,16 @@ def _write(out_path: Path, kernel: Kernel) -> None:
         cpio.close()
 
 
-def ensure(cache_dir: str | os.PathLike[str], kernel_path: str = "", *,
+def cache_dir(state_dir: str | os.PathLike[str]) -> Path:
+    """Where a runtime keeps its guest images: <state dir>/guest-images."""
+    return Path(state_dir) / "guest-images"
+
+
+def ensure(directory: str | os.PathLike[str], kernel_path: str = "", *,
            force: bool = False) -> GuestImage:
     """The image for this kernel and these inputs, built now only when not cached."""
     kernel = find_kernel(kernel_path)
-    cache = Path(cache_dir)
+    cache = Path(directory)
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = _digest(kernel)
     image = cache / f"guest-{kernel.release}-{key}.cpio"
@@ -186,4 +188,4 @@ def _prune(cache: Path, kernel: Kernel, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-__all__ = ["GuestImage", "ImageError", "Kernel", "ensure", "find_kernel"]
+__all__ = ["GuestImage", "ImageError", "Kernel", "cache_dir", "ensure", "find_kernel"]

@@ -7,11 +7,13 @@ import re
 import subprocess
 from collections.abc import Iterable
 
+from .errors import ImageError
+
 # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
 _LDD_PATH = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 
 
-class MissingLibrary(RuntimeError):
+class MissingLibrary(ImageError):
     """ldd could not resolve a library a guest program needs."""
 
 

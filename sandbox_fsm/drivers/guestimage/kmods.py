@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import ImageError
+
 # What the guest needs: the PCI transport, the agent's virtio-serial port, the 9p share,
 # virtio-fs, the virtio RNG (ReseedRandomDev), overlayfs for container rootfs layers.
 GUEST_MODULES = ("virtio_pci", "virtio_console", "9pnet_virtio", "9p", "virtio_rng",
                  "virtiofs", "overlay")
 
 
-class ModuleNotFound(LookupError):
+class ModuleNotFound(ImageError):
     """A module the guest needs is not built for this kernel."""
 
 

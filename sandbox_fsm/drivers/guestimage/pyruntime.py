@@ -30,6 +30,7 @@ _STDLIB_SKIP = frozenset({
     "distutils", "venv", "site-packages", "dist-packages", "__phello__", "sqlite3",
     "curses", "dbm", "xmlrpc", "wsgiref", "msilib", "unittest",
 })
+_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
 _DYNLOAD_SKIP = re.compile(r"^(_test|xxlimited|_ctypes_test|_xxtest|_curses|_dbm|_sqlite3|"
                            r"readline|nis|ossaudiodev|audioop|_tkinter)")
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -56,6 +57,8 @@ def stdlib_dir() -> Path:
 def _keep_stdlib(rel: Path) -> bool:
     parts = rel.parts
     if parts[0] in _STDLIB_SKIP or parts[0].startswith("config-"):
+        return False
+    if _TEST_DIRS.intersection(parts[:-1]):
         return False
     if parts[0] == "lib-dynload" and _DYNLOAD_SKIP.match(parts[-1]):
         return False
