@@ -91,6 +91,63 @@ def raw_single(root: str, n: int, value: bytes) -> float:
     return rate
 
 
+def raw_batched(root: str, n: int, value: bytes, per_txn: int = 100) -> float:
+    """Raw py-lmdb from one thread: the same bytes, `per_txn` puts per durable commit."""
+    path = fresh(root, "rawbatch")
+    env = lmdb.open(path, map_size=16 << 30, max_dbs=8)
+    db = env.open_db(b"events")
+    pack = struct.Struct(">Q").pack
+    t = time.perf_counter()
+    for start in range(0, n, per_txn):
+        with env.begin(write=True) as txn:
+            for i in range(start, min(start + per_txn, n)):
+                txn.put(pack(i), value, db=db, append=True)
+    rate = n / (time.perf_counter() - t)
+    env.close()
+    shutil.rmtree(path)
+    return rate
+
+
+def _written() -> int:
+    """Bytes this process passed to write syscalls (LMDB writes dirty pages with them)."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+
+
+def pages_per_commit(root: str, value: bytes, n: int = 200) -> tuple[float, float]:
+    """(store, raw) 4 KiB pages written per durable single-append commit.
+
+    Both start from 20,000 events (the store's in 200 streams) so their trees have the
+    depth a used store has; the meta page update is a few bytes, so bytes / 4096 counts
+    the dirty pages a commit writes.
+    """
+    path = fresh(root, "pages")
+    with EventStore.open(path) as store:
+        for start in range(0, 20_000, 100):
+            store.append(f"sandbox-{start // 100}",
+                         [NewEvent("StepStarted", DATA, META) for _ in range(100)])
+        before = _written()
+        for _ in range(n):
+            store.append("sandbox-7", [NewEvent("StepStarted", DATA, META)])
+        store_pages = (_written() - before) / n / 4096
+    shutil.rmtree(path)
+    path = fresh(root, "rawpages")
+    env = lmdb.open(path, map_size=16 << 30, max_dbs=8)
+    db = env.open_db(b"events")
+    pack = struct.Struct(">Q").pack
+    with env.begin(write=True) as txn:
+        for i in range(20_000):
+            txn.put(pack(i), value, db=db, append=True)
+    before = _written()
+    for i in range(20_000, 20_000 + n):
+        with env.begin(write=True) as txn:
+            txn.put(pack(i), value, db=db, append=True)
+    raw_pages = (_written() - before) / n / 4096
+    env.close()
+    shutil.rmtree(path)
+    return store_pages, raw_pages
+
+
 def store_threads(root: str, threads: int, per_thread: int) -> float:
     """Durable single appends from many threads (group commit); events/s."""
     path = fresh(root, f"t{threads}")
@@ -204,6 +261,7 @@ def measurements(root: str, value: bytes, n_single: int, per_thread: tuple[int, 
         ("raw", lambda: raw_single(root, n_single, value)),
         ("t8", lambda: store_threads(root, 8, per_thread[0])),
         ("t32", lambda: store_threads(root, 32, per_thread[1])),
+        ("raw_batch100", lambda: raw_batched(root, 32 * per_thread[1] * 10, value)),
         ("sqlite", lambda: sqlite_single(root, n_single)),
         ("read_all", lambda: read_store(store_path, None)),
         ("raw_read", lambda: read_raw(raw_path)),
@@ -243,6 +301,7 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="sbx-eventstore-bench-", dir=args.dir)
     try:
         value = sample_value(root)
+        store_pages, raw_pages = pages_per_commit(root, value)
         store_path, raw_path = populate(root, n_read)
         rounds: dict[str, list[float]] = {}
         for _ in range(reps):  # every figure once per round, so load shifts hit all alike
@@ -252,7 +311,8 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     med = {name: statistics.median(v) for name, v in rounds.items()}
-    single, raw, t8, t32, sq = (med[k] for k in ("single", "raw", "t8", "t32", "sqlite"))
+    single, raw, t8, t32, sq, batch = (
+        med[k] for k in ("single", "raw", "t8", "t32", "sqlite", "raw_batch100"))
     es = med.get("eventsourcing")
     full, rawt, filt = med["read_all"], med["raw_read"], med["filtered"]
 
@@ -261,6 +321,8 @@ def main() -> None:
         "single_vs_raw": single / raw,
         "threads8_per_s": t8, "threads8_vs_single": t8 / single,
         "threads32_per_s": t32, "threads32_vs_single": t32 / single,
+        "raw_lmdb_100_per_txn_per_s": batch, "threads32_vs_raw_100_per_txn": t32 / batch,
+        "pages_per_single_append": store_pages, "pages_per_raw_commit": raw_pages,
         "sqlite_wal_full_per_s": sq, "single_vs_sqlite": single / sq,
         "threads32_vs_sqlite": t32 / sq,
         "eventsourcing_sqlite_per_s": es,
@@ -271,6 +333,7 @@ def main() -> None:
         "filtered_read_per_s": n_read / filt, "filtered_vs_raw": rawt / filt,
     }
     targets = {"single_vs_raw": 0.8, "threads8_vs_single": 5, "threads32_vs_single": 15,
+               "threads32_vs_raw_100_per_txn": 0.5,
                "threads32_vs_eventsourcing": 10, "read_all_vs_raw": 0.7,
                "filtered_vs_raw": 3}
     print(f"{'figure':32} {'value':>14} {'target':>8}")

@@ -14,7 +14,6 @@ The hash covers ``prev_hash | position | value[32:]``.
 from __future__ import annotations
 
 import hashlib
-import random
 import struct
 import time
 import uuid
@@ -24,6 +23,7 @@ from typing import Any
 import msgpack
 
 from .errors import StoreCorrupted
+from .ids import MAX_POSITION, generated_prefix
 from .model import NewEvent, RecordedEvent
 
 POS = struct.Struct(">Q")
@@ -37,23 +37,31 @@ Upcasters = Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
 _sha256 = hashlib.sha256
-_getrandbits = random.getrandbits  # seeded from os.urandom per process
-_LOW62 = (1 << 62) - 1
 _ARRAY8 = b"\x98"  # msgpack fixarray header, 8 elements
+_ID_STR = b"\xd9\x24"  # msgpack str8 header of a 36-character uuid
+_FIXINT = [bytes((i,)) for i in range(128)]  # msgpack of versions 0..127
+_SCALARS = frozenset((str, int, float, bool, bytes, type(None)))
+_PLAIN_DEPTH = 32
 _NAMES_CACHED = 4096
 _names: dict[str, bytes] = {}  # validated name -> msgpack str (dict ops are GIL-atomic)
 
 
 class Encoded:
-    """An event validated and packed outside the write lock; version comes later."""
+    """An event validated and packed outside the write lock; version and position later.
 
-    __slots__ = ("id_bytes", "event_id", "type_part", "tail")
+    `id_bytes`/`event_id` are None for an id the store generates: its last 12 hex digits
+    are the position (see ids.py), added under the lock after `id_head`.
+    """
 
-    def __init__(self, id_bytes: bytes, event_id: str, type_part: bytes, tail: bytes) -> None:
+    __slots__ = ("id_bytes", "event_id", "type_part", "id_head", "rest")
+
+    def __init__(self, id_bytes: bytes | None, event_id: str | None, type_part: bytes,
+                 id_head: bytes, rest: bytes) -> None:
         self.id_bytes = id_bytes
         self.event_id = event_id
         self.type_part = type_part  # msgpack str
-        self.tail = tail  # packed event_id, recorded_at, schema, data, metadata
+        self.id_head = id_head  # packed event_id, or all of it but the position
+        self.rest = rest  # packed recorded_at, schema, data, metadata
 
 
 def name_part(name: object, what: str) -> bytes:
@@ -87,16 +95,6 @@ def name_bytes(part: bytes) -> bytes:
     return part[1:] if part[0] < 0xC0 else part[2:]
 
 
-def new_event_id() -> tuple[bytes, str]:
-    """A time-ordered UUIDv7, so the id index grows at its end like the log."""
-    rand = _getrandbits(74)
-    value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 62) << 64
-             | 0b10 << 62 | (rand & _LOW62))
-    raw = value.to_bytes(16, "big")
-    h = raw.hex()
-    return raw, f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def check_dict(value: object, what: str) -> dict[str, Any]:
     """A dict with str keys, or a TypeError that says which part is wrong."""
     if not isinstance(value, dict):
@@ -127,6 +125,27 @@ def _str_keyed(value: object) -> bool:
     return True
 
 
+def _reads_back(value: dict[str, Any], depth: int = 0) -> bool:
+    """True for str-keyed dicts and lists of plain scalars that msgpack packs: they unpack
+    as they were, so the round trip that proves it for anything else is not needed."""
+    if depth > _PLAIN_DEPTH:
+        return False
+    for key, item in value.items():
+        if key.__class__ is not str:
+            return False
+        if item.__class__ not in _SCALARS and not _plain_item(item, depth + 1):
+            return False
+    return True
+
+
+def _plain_item(item: object, depth: int) -> bool:
+    if type(item) is dict:
+        return _reads_back(item, depth)
+    if type(item) is list and depth <= _PLAIN_DEPTH:
+        return all(i.__class__ in _SCALARS or _plain_item(i, depth + 1) for i in item)
+    return False
+
+
 def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
     """Validate one NewEvent and pack everything that does not depend on the store.
 
@@ -148,7 +167,7 @@ def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
     if schema.__class__ is not int or not 0 < schema < 2**32:
         _check_schema(schema, index, stream)
     if event_id is None:
-        id_bytes, event_id = new_event_id()
+        id_bytes, id_head = None, _ID_STR + generated_prefix().encode()
     else:
         try:
             parsed = uuid.UUID(event_id)
@@ -156,9 +175,11 @@ def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
             raise ValueError(
                 f"event_id of {_where(index, stream)} is not a uuid: {event_id!r}") from None
         id_bytes, event_id = parsed.bytes, str(parsed)
+        id_head = _packb(event_id)
     try:
         payload = _packb((data, meta))[1:]  # drop the 2-array header: the record continues
-        _unpackb(b"\x92" + payload)  # nested keys and types must read back
+        if not (_reads_back(data) and _reads_back(meta)):
+            _unpackb(b"\x92" + payload)  # nested keys and types must read back
     except (TypeError, ValueError, OverflowError):  # find which of the two, for the message
         pack_value(data, f"data of {_where(index, stream)}")
         pack_value(meta, f"metadata of {_where(index, stream)}")
@@ -166,8 +187,8 @@ def encode_event(event: NewEvent, index: int, stream: str) -> Encoded:
     if len(payload) + len(type_part) + 512 > MAX_RECORD_BYTES:
         raise ValueError(f"{_where(index, stream)} is {len(payload)} bytes packed, "
                          f"limit {MAX_RECORD_BYTES}")
-    tail = _packb((event_id, time.time_ns(), schema))[1:] + payload  # drop array header
-    return Encoded(id_bytes, event_id, type_part, tail)
+    rest = _packb((time.time_ns(), schema))[1:] + payload  # drop the array header
+    return Encoded(id_bytes, event_id, type_part, id_head, rest)
 
 
 def _where(index: int, stream: str) -> str:
@@ -181,17 +202,21 @@ def _check_schema(schema: object, index: int, stream: str) -> None:
                          f"got {schema!r}")
 
 
-def record_body(enc: Encoded, stream_part: bytes, version: int) -> bytes:
+def record_body(enc: Encoded, stream_part: bytes, version: int, position: int) -> bytes:
     """The stored value without its hash: the canonical bytes the chain covers."""
-    return b"".join((_ARRAY8, enc.type_part, stream_part, _packb(version), enc.tail))
+    packed_version = _FIXINT[version] if version < 128 else _packb(version)
+    if enc.id_bytes is not None:
+        return b"".join((_ARRAY8, enc.type_part, stream_part, packed_version, enc.id_head,
+                         enc.rest))
+    if position > MAX_POSITION:
+        raise ValueError(f"position {position} is past the last one an id can name")
+    return b"".join((_ARRAY8, enc.type_part, stream_part, packed_version, enc.id_head,
+                     b"%012x" % position, enc.rest))
 
 
 def chain_hash(prev: bytes, position: int, body: bytes | memoryview) -> bytes:
     """Hash of one record: previous hash, its position, its canonical bytes."""
-    h = _sha256(prev)
-    h.update(POS.pack(position))
-    h.update(body)
-    return h.digest()
+    return _sha256(b"".join((prev, POS.pack(position), body))).digest()
 
 
 def type_prefixes(types: str | Iterable[str]) -> tuple[bytes, ...]:

@@ -16,8 +16,8 @@ from .errors import EventStoreError, StoreCorrupted
 DEFAULT_MAP_SIZE = 16 * 1024**3
 DB_NAMES = (b"events", b"index", b"snapshots")
 """events: position -> record. index: stream NUL version -> position, and NUL event id ->
-position (one B-tree for both, so an append dirties one fewer tree). snapshots: stream ->
-snapshot."""
+position for ids a caller passed (one B-tree for both, so an append dirties one fewer
+tree; generated ids name their position, see ids.py). snapshots: stream -> snapshot."""
 T = TypeVar("T")
 _DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError)
 

@@ -13,6 +13,7 @@ from .codec import (
     GENESIS,
     HASH_LEN,
     POS,
+    Encoded,
     check_dict,
     encode_event,
     name_bytes,
@@ -44,6 +45,12 @@ def _check_expected_arg(stream: str, expected: object) -> ExpectedVersion:
         return expected
     raise ValueError(f"expected_version for stream {stream!r} must be ANY, NO_STREAM, "
                      f"STREAM_EXISTS or a version >= 0, got {expected!r}")
+
+
+def _repeats_id(encoded: Sequence[Encoded]) -> bool:
+    """True when two events carry the same caller-given id (generated ids never repeat)."""
+    ids = [e.id_bytes for e in encoded if e.id_bytes is not None]
+    return len(set(ids)) != len(ids)
 
 
 class EventStore:
@@ -101,7 +108,7 @@ class EventStore:
         if events.__class__ not in (list, tuple) or not events:
             raise ValueError(f"append to stream {stream!r} needs a non-empty list of NewEvent")
         encoded = [encode_event(e, i, stream) for i, e in enumerate(events)]
-        if len(encoded) > 1 and len({e.id_bytes for e in encoded}) != len(encoded):
+        if len(encoded) > 1 and _repeats_id(encoded):
             raise ValueError(f"append to stream {stream!r} repeats an event_id")
         return (stream, name_bytes(spart), spart, _check_expected_arg(stream, expected), encoded)
 
@@ -117,8 +124,7 @@ class EventStore:
         entries = [self._entry(s, evs, exp) for s, evs, exp in appends]
         if not entries:
             raise ValueError("append_multi needs at least one (stream, events, expected)")
-        ids = [e.id_bytes for entry in entries for e in entry[4]]
-        if len(set(ids)) != len(ids):
+        if _repeats_id([e for entry in entries for e in entry[4]]):
             raise ValueError("append_multi repeats an event_id across its streams")
         return self._submit(lambda tx: writes.append_entries(tx, entries))
 

@@ -11,6 +11,7 @@ import lmdb
 
 from .codec import GENESIS, HASH_LEN, POS, chain_hash, header_of, name_part
 from .errors import StoreCorrupted
+from .ids import self_named_position
 from .lmdbenv import Env
 from .model import VerifyReport
 
@@ -33,6 +34,7 @@ class _Walk:
         self.expected = 0
         self.prev = GENESIS
         self.versions: dict[str, int] = {}
+        self.id_entries = 0  # records whose event id needs an index entry
 
     def report(self, position: int, reason: str) -> VerifyReport:
         return VerifyReport(False, self.expected, position, reason, self.expected - 1,
@@ -44,10 +46,13 @@ def verify_chain(env: Env, anchor: tuple[int, str] | None) -> VerifyReport:
     also detect truncation."""
     walk = _Walk()
     try:
-        records, index_damage = _count_index(env)
+        records, by_id, index_damage = _count_index(env)
         found = _walk_chain(env, walk, records, anchor)
         if index_damage is not None:
             raise index_damage
+        if by_id != walk.id_entries:
+            raise _Damage(records, f"the index has {by_id} event id entries for "
+                                   f"{walk.id_entries} records with a caller's id")
     except _Damage as exc:
         return walk.report(exc.position, exc.reason)
     except (lmdb.Error, StoreCorrupted) as exc:
@@ -61,27 +66,26 @@ def verify_chain(env: Env, anchor: tuple[int, str] | None) -> VerifyReport:
     return VerifyReport(True, walk.expected, None, "", last, walk.prev.hex())
 
 
-def _count_index(env: Env) -> tuple[int, _Damage | None]:
-    """Records in one snapshot, and whether its index lacks exactly one stream entry and
-    one event id entry per record, each holding a position that exists (reported after
-    the chain walk, which names the record when one is wrong)."""
+def _count_index(env: Env) -> tuple[int, int, _Damage | None]:
+    """Records and event id entries in one snapshot, and whether its index lacks exactly
+    one stream entry per record, each entry holding a position that exists (reported
+    after the chain walk, which names the record when one is wrong)."""
     with env.reading() as txn:
         cur = txn.cursor(db=env.events)
         records = POS.unpack(cur.key())[0] + 1 if cur.last() else 0
         by_stream = by_id = 0
         for key, value in txn.cursor(db=env.index):
             if len(value) != POS.size or POS.unpack(value)[0] >= records:
-                return records, _Damage(records, f"index entry {key.hex()} holds "
+                return records, by_id, _Damage(records, f"index entry {key.hex()} holds "
                                                  f"{value.hex()}, not a position below {records}")
             if key[:1] == b"\x00":
                 by_id += 1
             else:
                 by_stream += 1
-    for what, count in (("stream/version", by_stream), ("event id", by_id)):
-        if count != records:
-            return records, _Damage(records, f"the index has {count} {what} entries for "
-                                             f"{records} records")
-    return records, None
+    if by_stream != records:
+        return records, by_id, _Damage(records, f"the index has {by_stream} stream/version "
+                                                f"entries for {records} records")
+    return records, by_id, None
 
 
 def _walk_chain(env: Env, walk: _Walk, records: int, anchor: tuple[int, str] | None
@@ -125,7 +129,7 @@ def _check_record(txn: Any, env: Env, walk: _Walk, key: bytes, value: bytes) -> 
     try:
         name_part(etype, "event type")
         name_part(stream, "stream name")
-        id_key = b"\x00" + uuid.UUID(event_id).bytes
+        id_bytes = uuid.UUID(event_id).bytes
     except (ValueError, TypeError) as exc:
         raise _Damage(pos, f"record at position {pos} has a bad header: {exc}") from None
     if version != walk.versions.get(stream, 0):
@@ -136,5 +140,10 @@ def _check_record(txn: Any, env: Env, walk: _Walk, key: bytes, value: bytes) -> 
     if txn.get(entry, db=env.index) != key:
         raise _Damage(pos, f"index of stream {stream!r} version {version} does not point at "
                            f"position {pos}")
-    if txn.get(id_key, db=env.index) != key:
+    if self_named_position(id_bytes) == pos:  # a generated id: found without an entry
+        if txn.get(b"\x00" + id_bytes, db=env.index) is not None:
+            raise _Damage(pos, f"event id {event_id} names position {pos} but has an entry")
+        return
+    walk.id_entries += 1
+    if txn.get(b"\x00" + id_bytes, db=env.index) != key:
         raise _Damage(pos, f"index of event id {event_id} does not point at position {pos}")

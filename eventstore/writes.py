@@ -7,8 +7,17 @@ from collections.abc import Sequence
 import lmdb
 import msgpack
 
-from .codec import GENESIS, HASH_LEN, POS, Encoded, chain_hash, header_of, record_body
+from .codec import (
+    GENESIS,
+    HASH_LEN,
+    POS,
+    Encoded,
+    chain_hash,
+    header_of,
+    record_body,
+)
 from .errors import IdempotencyConflict, StoreCorrupted, WrongExpectedVersion
+from .ids import self_named_position
 from .lmdbenv import Env
 from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, ExpectedVersion
 
@@ -42,24 +51,42 @@ def stream_version(txn: lmdb.Transaction[bytes], env: Env, skey: bytes) -> int:
     return -1
 
 
-def _idempotent(tx: Tx, stream: str, events: Sequence[Encoded]) -> AppendResult | None:
-    """The original result when these exact events were stored before, else None."""
+def _stored_at(tx: Tx, id_bytes: bytes, event_id: str) -> int | None:
+    """Position of a caller's event id that is stored already, else None."""
     txn, env = tx.txn, tx.env
-    found = [txn.get(b"\x00" + e.id_bytes, db=env.index) for e in events]
+    found = txn.get(b"\x00" + id_bytes, db=env.index)
+    if found is not None:
+        return POS.unpack(found)[0]
+    pos = self_named_position(id_bytes)  # a generated id (or one naming its own position)
+    if pos is None:
+        return None
+    value = txn.get(POS.pack(pos), db=env.events)
+    return pos if value is not None and header_of(pos, value)[3] == event_id else None
+
+
+def _idempotent(tx: Tx, stream: str, events: Sequence[Encoded]) -> AppendResult | None:
+    """The original result when these exact events were stored before, else None.
+
+    Only ids the caller passed are looked up: one the store generates is new."""
+    given = [(e.id_bytes, e.event_id) for e in events if e.event_id is not None]
+    if not given:
+        return None
+    found = [_stored_at(tx, raw, text) for raw, text in given]  # type: ignore[arg-type]
     if all(f is None for f in found):
         return None
-    ids = [e.event_id for e in events]
-    if any(f is None for f in found):
+    ids = [text for _, text in given]
+    if len(given) != len(events) or any(f is None for f in found):
         raise IdempotencyConflict(
             f"stream {stream!r}: event ids {ids} are only partly stored; a retry must repeat "
             "the original append exactly")
-    positions = [POS.unpack(f)[0] for f in found if f is not None]
+    positions = [f for f in found if f is not None]
     first = positions[0]
     if positions != list(range(first, first + len(positions))):
         raise IdempotencyConflict(
             f"stream {stream!r}: event ids {ids} are stored at positions {positions}, "
             "not as one append in this order")
     version = -1
+    txn, env = tx.txn, tx.env
     for pos in positions:
         value = txn.get(POS.pack(pos), db=env.events)
         if value is None:
@@ -94,15 +121,18 @@ def _append_entry(tx: Tx, entry: Entry) -> AppendResult:
     _check_expected(stream, expected, version)
     pos, prev = tx.last_pos, tx.last_hash
     first = pos + 1
+    prefix, pack, put = skey + b"\x00", POS.pack, txn.put
+    events_db, index_db = env.events, env.index
     for enc in events:
         pos += 1
         version += 1
-        body = record_body(enc, spart, version)
+        body = record_body(enc, spart, version, pos)
         prev = chain_hash(prev, pos, body)
-        pkey = POS.pack(pos)
-        txn.put(pkey, prev + body, db=env.events, append=True)
-        txn.put(skey + b"\x00" + POS.pack(version), pkey, db=env.index, append=False)
-        txn.put(b"\x00" + enc.id_bytes, pkey, db=env.index)
+        pkey = pack(pos)
+        put(pkey, prev + body, db=events_db, append=True)
+        put(prefix + pack(version), pkey, db=index_db)
+        if enc.id_bytes is not None and self_named_position(enc.id_bytes) != pos:
+            put(b"\x00" + enc.id_bytes, pkey, db=index_db)
     tx.last_pos, tx.last_hash = pos, prev
     return AppendResult(first, pos, version)
 
