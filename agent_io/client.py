@@ -30,81 +30,30 @@ import stat
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 import grpc
 
 from agent_io import messages as m
+from agent_io.channel import (
+    Stubs,
+    merge_timeouts,
+    pid_alive,
+    translate,
+)
 from agent_io.errors import (
     AgentDead,
-    AgentError,
     AgentRpcError,
-    AgentTimeout,
     AgentUnavailable,
 )
-from protos import agent_pb2_grpc, health_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 COPY_CHUNK_BYTES = 1 << 20
 COPY_DIR_MODE = stat.S_IFDIR | 0o750
 HOSTNAME_MAX_LEN = 64
-DEFAULT_TIMEOUTS: dict[str, float | None] = {
-    "default": 60.0,
-    "Check": 30.0,
-    "Version": 30.0,
-    "WaitProcess": None,
-    "GetOOMEvent": None,
-    "ReadStdout": None,
-    "ReadStderr": None,
-}
-_HEALTH_RPCS = frozenset(x.name for x in m.health.DESCRIPTOR.services_by_name["Health"].methods)
-_AGENT_RPCS = frozenset(
-    x.name for x in m.agent.DESCRIPTOR.services_by_name["AgentService"].methods
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FROM_TABLE = object()  # "use this rpc's deadline from the timeouts table"
-
-
-def _merge_timeouts(overrides: Mapping[str, float | None] | None) -> dict[str, float | None]:
-    table = dict(DEFAULT_TIMEOUTS)
-    for name, value in (overrides or {}).items():
-        if name != "default" and name not in _AGENT_RPCS | _HEALTH_RPCS:
-            raise ValueError(f"timeouts: {name!r} is not an agent rpc name nor 'default'")
-        if value is not None and (isinstance(value, bool) or not value > 0):
-            raise ValueError(f"timeouts[{name!r}]: {value!r} is not None or a number > 0")
-        table[name] = value
-    return table
-
-
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie (signal 0, then /proc state)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat_line[stat_line.rindex(")") + 2] not in "ZX"
-
-
-class _Stubs:
-    """One channel and the two service stubs bound to it."""
-
-    def __init__(self, url: str, interceptors: Sequence[grpc.UnaryUnaryClientInterceptor]):
-        self.channel = grpc.insecure_channel(url)
-        channel = grpc.intercept_channel(self.channel, *interceptors) if interceptors \
-            else self.channel
-        self.agent = agent_pb2_grpc.AgentServiceStub(channel)
-        self.health = health_pb2_grpc.HealthStub(channel)
-
-    def method(self, rpc: str) -> Any:
-        return getattr(self.health if rpc in _HEALTH_RPCS else self.agent, rpc)
 
 
 class AgentClient:
@@ -124,11 +73,11 @@ class AgentClient:
             raise ValueError(f"agent url {url!r} for sandbox {sandbox_id}: want unix:/abs/path")
         self.url = url
         self.keep_connection = keep_connection
-        self.timeouts = _merge_timeouts(timeouts)
+        self.timeouts = merge_timeouts(timeouts)
         self.proxy_pid = proxy_pid if proxy_pid and proxy_pid > 0 else None
         self.sandbox_id = sandbox_id
         self._interceptors = tuple(interceptors)
-        self._stubs: _Stubs | None = None
+        self._stubs: Stubs | None = None
         self._lock = threading.Lock()
         self._dead: str | None = None
 
@@ -182,15 +131,16 @@ class AgentClient:
             if stubs is None:
                 with self._lock:
                     if self._stubs is None:
-                        self._stubs = _Stubs(self.url, self._interceptors)
+                        self._stubs = Stubs(self.url, self._interceptors)
                     stubs = self._stubs
             owned = None
         else:
-            stubs = owned = _Stubs(self.url, self._interceptors)
+            stubs = owned = Stubs(self.url, self._interceptors)
         try:
             return stubs.method(rpc)(request, timeout=deadline, wait_for_ready=wait_for_ready)
         except grpc.RpcError as err:
-            raise self._translate(rpc, err, container_id, deadline) from None
+            raise translate(err, rpc=rpc, url=self.url, dead=self._dead, deadline=deadline,
+                            sandbox_id=self.sandbox_id, container_id=container_id) from None
         except ValueError as err:  # the channel was closed under us by close()/mark_dead()
             raise AgentUnavailable(
                 f"connection closed during the call ({err})",
@@ -199,23 +149,6 @@ class AgentClient:
         finally:
             if owned is not None:
                 owned.channel.close()
-
-    def _translate(
-        self, rpc: str, err: grpc.RpcError, container_id: str | None, deadline: float | None
-    ) -> AgentError:
-        code = err.code() if callable(getattr(err, "code", None)) else None
-        details = (err.details() if callable(getattr(err, "details", None)) else None) or ""
-        name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-        where = {"rpc": rpc, "sandbox_id": self.sandbox_id, "container_id": container_id}
-        if self._dead is not None:
-            return AgentDead(self._dead, code=name, **where)
-        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-            return AgentTimeout(f"no answer within {deadline} s ({details})", code=name, **where)
-        if code is grpc.StatusCode.UNAVAILABLE:
-            return AgentUnavailable(f"agent at {self.url} unreachable: {details}",
-                                    code=name, **where)
-        return AgentRpcError(rpc, name, details, sandbox_id=self.sandbox_id,
-                             container_id=container_id)
 
     # -- health ---------------------------------------------------------------------------
 

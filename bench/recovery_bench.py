@@ -35,7 +35,7 @@ from eventstore import EventStore, NewEvent  # noqa: E402
 from sandbox_fsm import ContainerConfig, Mount, Runtime, RuntimeConfig, SandboxConfig  # noqa: E402
 from sandbox_fsm.host import identity_of  # noqa: E402
 from sandbox_fsm.projection import project  # noqa: E402
-from sandbox_fsm.runtime import STREAM_PREFIX  # noqa: E402
+from sandbox_fsm.repository import STREAM_PREFIX  # noqa: E402
 
 # Every sandbox id has this length, so bytes.replace keeps msgpack valid.
 TEMPLATE_ID = "s999999999"

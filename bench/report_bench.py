@@ -37,7 +37,7 @@ from sandbox_fsm import ContainerConfig, Runtime, RuntimeConfig, SandboxConfig, 
 from sandbox_fsm.cli.history import timeline_table  # noqa: E402
 from sandbox_fsm.errors import OperationFailed  # noqa: E402
 from sandbox_fsm.report import Verification, render_report, sandbox_view  # noqa: E402
-from sandbox_fsm.runtime import stream_of  # noqa: E402
+from sandbox_fsm.repository import stream_of  # noqa: E402
 
 SID, CID = "big", "web"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -86,7 +86,7 @@ class AgentTimeouts:
 
     def for_rpc(self, name: str) -> float | None:
         """The deadline for rpc `name` (None: wait forever), as the client should pass it."""
-        seconds = self.check if name == "Check" else self.rpc.get(name, self.default)
+        seconds = self.check if name in ("Check", "Version") else self.rpc.get(name, self.default)
         return seconds or None
 
 

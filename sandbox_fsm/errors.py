@@ -32,11 +32,12 @@ class NotFound(SandboxError, LookupError):
 
 
 class OperationFailed(SandboxError):
-    """An operation failed at a step; its compensations ran before this was raised."""
+    """An operation failed at a step; its compensations ran before this was raised (a
+    teardown, which is never undone, says `rolled="forward"`: recovery finishes it)."""
 
     def __init__(self, operation: str, step: str, cause: BaseException | str, *,
                  sandbox_id: str, state: str, held: list[str] | None = None,
-                 container_id: str | None = None) -> None:
+                 container_id: str | None = None, rolled: str = "back") -> None:
         self.operation = operation
         self.step = step
         self.cause = cause
@@ -46,7 +47,7 @@ class OperationFailed(SandboxError):
         self.container_id = container_id
         subject = f"container {container_id!r}" if container_id else "sandbox"
         text = (f"{operation} of sandbox {sandbox_id!r} failed at step {step!r}: {cause}; "
-                f"rolled back, {subject} is {state}")
+                f"rolled {rolled}, {subject} is {state}")
         if self.held:
             text += f"; still held: {', '.join(self.held)}"
         super().__init__(text)

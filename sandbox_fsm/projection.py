@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .names import ACTIVE, Ev, Op, State
+from .saga import StepRecord, outcome_of
 from .state import ContainerState, SandboxState
 
 TEARDOWN_STATES = {Op.STOP_SANDBOX: State.STOPPED, Op.DELETE_SANDBOX: State.DELETED}
@@ -43,7 +44,7 @@ def project(events: Iterable[Any], sandbox_id: str = "") -> SandboxState:
     return Projector(sandbox_id).apply_all(events)
 
 
-def _record(s: SandboxState, data: dict) -> dict | None:
+def _record(s: SandboxState, data: dict) -> StepRecord | None:
     if not s.operation or s.operation["op"] != data.get("op"):
         return None
     return s.operation["records"].get(str(data["index"]))
@@ -58,15 +59,14 @@ def _op_started(s: SandboxState, data: dict) -> None:
 
 def _step_started(s: SandboxState, data: dict) -> None:
     if s.operation and s.operation["op"] == data["op"]:
-        s.operation["records"][str(data["index"])] = {
-            "index": data["index"], "step": data["step"], "args": data.get("args", {}),
-            "outcome": None, "failed": False, "compensated": False}
+        s.operation["records"][str(data["index"])] = StepRecord(
+            data["index"], data["step"], data.get("args", {}))
 
 
 def _outcome(s: SandboxState, data: dict) -> None:
     record = _record(s, data)
     if record is not None:
-        record["outcome"] = data
+        record.outcome = outcome_of(data)
     _ledger(s, data, owner=[data["op"], data.get("index")])
 
 
@@ -80,7 +80,7 @@ def _ledger(s: SandboxState, data: dict, owner: list | None = None) -> None:
 def _step_failed(s: SandboxState, data: dict) -> None:
     record = _record(s, data)
     if record is not None:
-        record["failed"] = True
+        record.failed = True
 
 
 def _compensation_started(s: SandboxState, data: dict) -> None:
@@ -91,7 +91,7 @@ def _compensation_started(s: SandboxState, data: dict) -> None:
 def _step_compensated(s: SandboxState, data: dict) -> None:
     record = _record(s, data)
     if record is not None:
-        record["compensated"] = True
+        record.compensated = True
     owner = [data["op"], data["index"]]
     for key in [k for k, r in s.ledger.items() if r.get("owner") == owner]:
         del s.ledger[key]

@@ -11,17 +11,19 @@ outcome is recorded as. The protocol it appends (see docs/events.md)::
     StepFailed + CompensationStarted, StepCompensated | CompensationFailed per step in
     reverse (the last one together with OperationAborted)
 
-The same loops serve recovery: `compensate` resumes an interrupted rollback and
-`run_from` rolls a teardown forward from its in-doubt step.
+The same loops serve recovery: `resume` finishes an operation a dead process left open,
+from what the log recorded of it (`records_of`): a rollback resumes at the first step not
+yet compensated, a teardown rolls forward from its in-doubt step. `StepRecord` is what
+both the running saga and the fold (projection.py) keep per step.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from eventstore import NO_STREAM, EventStore, NewEvent, WrongExpectedVersion
 
@@ -62,7 +64,8 @@ class Operation:
 
 @dataclass
 class StepRecord:
-    """What the log says about one step of one operation."""
+    """What the log says about one step of one operation: its intent (`args`), its
+    outcome (the domain event's data without `op`, `step`, `index`), what became of it."""
 
     index: int
     step: str
@@ -70,6 +73,35 @@ class StepRecord:
     outcome: dict | None = None
     failed: bool = False
     compensated: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
+        """A record kept in a snapshot (older snapshots kept the outcome's whole data)."""
+        return cls(data["index"], data["step"], data.get("args") or {},
+                   outcome_of(data["outcome"]) if data.get("outcome") is not None else None,
+                   bool(data.get("failed")), bool(data.get("compensated")))
+
+
+STEP_FIELDS = frozenset({"op", "step", "index"})
+
+
+def outcome_of(data: Mapping[str, Any]) -> dict:
+    """A step's outcome as its action returned it: the domain event's data without the
+    fields the saga adds."""
+    return {k: v for k, v in data.items() if k not in STEP_FIELDS}
+
+
+def records_of(open_op: Mapping[str, Any]) -> list[StepRecord]:
+    """The step records of an open operation as the fold keeps it, in step order."""
+    return sorted(open_op["records"].values(), key=lambda r: r.index)
+
+
+class _Op(NamedTuple):
+    """The identity and the two ends of one running operation."""
+
+    op: str
+    from_state: str
+    to_state: str
 
 
 @dataclass
@@ -159,14 +191,35 @@ class Saga:
             "op": op, "operation": operation.name, "trigger": operation.trigger,
             "from": from_state, "to": to_state,
             "steps": [s.name for s in operation.steps], **header})
-        return self.run_from(operation, ctx, op=op, index=0,
-                             records=records if records is not None else [], pending=[started],
-                             from_state=from_state, to_state=to_state)
+        return self._run_from(operation, ctx, _Op(op, from_state, to_state), 0,
+                              records if records is not None else [], [started])
 
-    def run_from(self, operation: Operation, ctx: Any, *, op: str, index: int,
-                 records: list[StepRecord], pending: list[NewEvent], from_state: str,
-                 to_state: str, redo_args: dict | None = None) -> Outcome:
+    def resume(self, operation: Operation, ctx: Any, open_op: Mapping[str, Any],
+               records: list[StepRecord]) -> Outcome:
+        """Finish `open_op` (the fold's open operation, `records` its `records_of`), which
+        a dead process left: a teardown (`on_crash="forward"`) runs its remaining steps,
+        the in-doubt one again with its recorded intent; any other operation is
+        compensated, resuming at the first step not yet compensated."""
+        run = _Op(open_op["op"], open_op["from"], open_op["to"])
+        if operation.on_crash == "forward":
+            doubt = next((r for r in records if r.outcome is None), None)
+            if doubt is None:
+                return self._run_from(operation, ctx, run, len(records), records, [])
+            records.remove(doubt)
+            return self._run_from(operation, ctx, run, doubt.index, records, [],
+                                  redo_args=doubt.args)
+        if not open_op["compensating"]:
+            self.writer.append([NewEvent(Ev.COMPENSATION_STARTED, {"op": run.op})])
+        errors = self.compensate(operation, ctx, op=run.op, records=records,
+                                 from_state=run.from_state)
+        return Outcome(run.op, False, State.FAILED if errors else run.from_state,
+                       records=records, compensation_errors=errors)
+
+    def _run_from(self, operation: Operation, ctx: Any, run: _Op, index: int,
+                  records: list[StepRecord], pending: list[NewEvent],
+                  redo_args: dict | None = None) -> Outcome:
         """Run steps from `index` on; `redo_args` re-runs an in-doubt step with its intent."""
+        op = run.op
         for i in range(index, len(operation.steps)):
             step = operation.steps[i]
             if i == index and redo_args is not None:
@@ -185,14 +238,14 @@ class Saga:
                 outcome = step.action(ctx, args) or {}
             except Exception as exc:  # any failure of a step is recorded, then undone
                 record.failed = True
-                return self._abort(operation, ctx, op, records, exc, from_state)
+                return self._abort(operation, ctx, op, records, exc, run.from_state)
             self.knob.point(step.name, "after")
             record.outcome = outcome
             pending.append(NewEvent(step.event, {
                 "op": op, "step": step.name, "index": i, **outcome}))
-        pending.append(NewEvent(Ev.OPERATION_COMPLETED, {"op": op, "state": to_state}))
+        pending.append(NewEvent(Ev.OPERATION_COMPLETED, {"op": op, "state": run.to_state}))
         self.writer.append(pending)
-        return Outcome(op, True, to_state, records=records)
+        return Outcome(op, True, run.to_state, records=records)
 
     def _abort(self, operation: Operation, ctx: Any, op: str, records: list[StepRecord],
                exc: BaseException, from_state: str) -> Outcome:

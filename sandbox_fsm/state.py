@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .names import State
+from .saga import StepRecord
 
 
 @dataclass
@@ -65,4 +66,8 @@ class SandboxState:
         data = dict(data)
         data["containers"] = {
             cid: ContainerState(**c) for cid, c in data.get("containers", {}).items()}
+        if data.get("operation"):
+            op = data["operation"]
+            data["operation"] = {**op, "records": {
+                k: StepRecord.from_dict(r) for k, r in op["records"].items()}}
         return cls(**data)

@@ -29,6 +29,8 @@ AGENT_VERSION = "sandbox-fsm-guest 0.1.0"
 _BLOCK_SIZE = Path("/sys/devices/system/memory/block_size_bytes")
 _PROBE = Path("/sys/devices/system/memory/probe")
 _EMPTY = m.Empty()
+pb = m.agent
+Ctx = grpc.ServicerContext
 
 
 def _cid(req: Any, rpc_name: str) -> str:
@@ -56,8 +58,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     # -- sandbox ---------------------------------------------------------------------------
 
     @rpc
-    def CreateSandbox(self, req: m.agent.CreateSandboxRequest,
-                      context: grpc.ServicerContext) -> m.Empty:
+    def CreateSandbox(self, req: pb.CreateSandboxRequest, context: Ctx) -> m.Empty:
         if req.sandbox_id:
             check_id("sandbox id", req.sandbox_id, "CreateSandbox")
         sb = Sandbox(
@@ -77,8 +78,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def DestroySandbox(self, req: m.agent.DestroySandboxRequest,
-                       context: grpc.ServicerContext) -> m.Empty:
+    def DestroySandbox(self, req: pb.DestroySandboxRequest, context: Ctx) -> m.Empty:
         for c in self.containers.all():
             self._destroy_container(c, timeout=None, context=context)
         with self.sandbox.lock:
@@ -97,8 +97,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     # -- containers ------------------------------------------------------------------------
 
     @rpc
-    def CreateContainer(self, req: m.agent.CreateContainerRequest,
-                        context: grpc.ServicerContext) -> m.Empty:
+    def CreateContainer(self, req: pb.CreateContainerRequest, context: Ctx) -> m.Empty:
         cid = _cid(req, "CreateContainer")
         init_exec = check_id("exec id", req.exec_id, "CreateContainer", allow_empty=True) or cid
         self.containers.reserve(cid, "CreateContainer")
@@ -122,8 +121,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def StartContainer(self, req: m.agent.StartContainerRequest,
-                       context: grpc.ServicerContext) -> m.Empty:
+    def StartContainer(self, req: pb.StartContainerRequest, context: Ctx) -> m.Empty:
         cid = _cid(req, "StartContainer")
         c = self.containers.get(cid, "StartContainer")
         with c.lock:
@@ -139,8 +137,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.oom.watch(c.id, proc)
 
     @rpc
-    def ExecProcess(self, req: m.agent.ExecProcessRequest,
-                    context: grpc.ServicerContext) -> m.Empty:
+    def ExecProcess(self, req: pb.ExecProcessRequest, context: Ctx) -> m.Empty:
         cid = _cid(req, "ExecProcess")
         eid = check_id("exec id", req.exec_id, "ExecProcess")
         c = self.containers.get(cid, "ExecProcess")
@@ -157,8 +154,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def SignalProcess(self, req: m.agent.SignalProcessRequest,
-                      context: grpc.ServicerContext) -> m.Empty:
+    def SignalProcess(self, req: pb.SignalProcessRequest, context: Ctx) -> m.Empty:
         cid, eid = _cid(req, "SignalProcess"), _eid(req, "SignalProcess")
         c = self.containers.get(cid, "SignalProcess")
         signum = req.signal
@@ -171,16 +167,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def WaitProcess(self, req: m.agent.WaitProcessRequest,
-                    context: grpc.ServicerContext) -> m.agent.WaitProcessResponse:
+    def WaitProcess(self, req: pb.WaitProcessRequest, context: Ctx) -> pb.WaitProcessResponse:
         cid, eid = _cid(req, "WaitProcess"), _eid(req, "WaitProcess")
         proc = self.containers.get(cid, "WaitProcess").process(eid, "WaitProcess")
         status = proc.wait(context.is_active)
         return m.agent.WaitProcessResponse(status=status if status is not None else -1)
 
     @rpc
-    def RemoveContainer(self, req: m.agent.RemoveContainerRequest,
-                        context: grpc.ServicerContext) -> m.Empty:
+    def RemoveContainer(self, req: pb.RemoveContainerRequest, context: Ctx) -> m.Empty:
         cid = _cid(req, "RemoveContainer")
         c = self.containers.get(cid, "RemoveContainer")
         self._destroy_container(c, timeout=req.timeout or None, context=context)
@@ -205,24 +199,21 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.containers.remove(c.id)
 
     @rpc
-    def PauseContainer(self, req: m.agent.PauseContainerRequest,
-                       context: grpc.ServicerContext) -> m.Empty:
+    def PauseContainer(self, req: pb.PauseContainerRequest, context: Ctx) -> m.Empty:
         c = self.containers.get(_cid(req, "PauseContainer"), "PauseContainer")
         with c.lock:
             c.pause("PauseContainer")
         return _EMPTY
 
     @rpc
-    def ResumeContainer(self, req: m.agent.ResumeContainerRequest,
-                        context: grpc.ServicerContext) -> m.Empty:
+    def ResumeContainer(self, req: pb.ResumeContainerRequest, context: Ctx) -> m.Empty:
         c = self.containers.get(_cid(req, "ResumeContainer"), "ResumeContainer")
         with c.lock:
             c.resume("ResumeContainer")
         return _EMPTY
 
     @rpc
-    def UpdateContainer(self, req: m.agent.UpdateContainerRequest,
-                        context: grpc.ServicerContext) -> m.Empty:
+    def UpdateContainer(self, req: pb.UpdateContainerRequest, context: Ctx) -> m.Empty:
         c = self.containers.get(_cid(req, "UpdateContainer"), "UpdateContainer")
         with c.lock:
             c.resources = req.resources
@@ -232,8 +223,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return procfs.members({p.pid for p in c.live()})
 
     @rpc
-    def StatsContainer(self, req: m.agent.StatsContainerRequest,
-                       context: grpc.ServicerContext) -> m.agent.StatsContainerResponse:
+    def StatsContainer(self, req: pb.StatsContainerRequest,
+                       context: Ctx) -> pb.StatsContainerResponse:
         c = self.containers.get(_cid(req, "StatsContainer"), "StatsContainer")
         members = self._members(c)
         user = sum(s.utime_ns for s in members)
@@ -251,8 +242,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return m.agent.StatsContainerResponse(cgroup_stats=stats)
 
     @rpc
-    def ListProcesses(self, req: m.agent.ListProcessesRequest,
-                      context: grpc.ServicerContext) -> m.agent.ListProcessesResponse:
+    def ListProcesses(self, req: pb.ListProcessesRequest, context: Ctx) -> pb.ListProcessesResponse:
         cid = _cid(req, "ListProcesses")
         c = self.containers.get(cid, "ListProcesses")
         pids = [s.pid for s in self._members(c)]
@@ -266,37 +256,33 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return self.containers.get(cid, rpc_name).process(eid, rpc_name)
 
     @rpc
-    def WriteStdin(self, req: m.agent.WriteStreamRequest,
-                   context: grpc.ServicerContext) -> m.agent.WriteStreamResponse:
+    def WriteStdin(self, req: pb.WriteStreamRequest, context: Ctx) -> pb.WriteStreamResponse:
         proc = self._proc(req, "WriteStdin")
         where = f"WriteStdin {req.container_id!r}/{proc.exec_id!r}"
         return m.agent.WriteStreamResponse(len=proc.stdio.write_stdin(req.data, where))
 
-    def _read(self, req: m.agent.ReadStreamRequest, context: grpc.ServicerContext, stream: str,
-              rpc_name: str) -> m.agent.ReadStreamResponse:
+    def _read(self, req: pb.ReadStreamRequest, context: grpc.ServicerContext, stream: str,
+              rpc_name: str) -> pb.ReadStreamResponse:
         proc = self._proc(req, rpc_name)
         where = f"{rpc_name} {req.container_id!r}/{proc.exec_id!r}"
         data = proc.stdio.read(stream, req.len or 65536, context.is_active, where)
         return m.agent.ReadStreamResponse(data=data)
 
     @rpc
-    def ReadStdout(self, req: m.agent.ReadStreamRequest,
-                   context: grpc.ServicerContext) -> m.agent.ReadStreamResponse:
+    def ReadStdout(self, req: pb.ReadStreamRequest, context: Ctx) -> pb.ReadStreamResponse:
         return self._read(req, context, "stdout", "ReadStdout")
 
     @rpc
-    def ReadStderr(self, req: m.agent.ReadStreamRequest,
-                   context: grpc.ServicerContext) -> m.agent.ReadStreamResponse:
+    def ReadStderr(self, req: pb.ReadStreamRequest, context: Ctx) -> pb.ReadStreamResponse:
         return self._read(req, context, "stderr", "ReadStderr")
 
     @rpc
-    def CloseStdin(self, req: m.agent.CloseStdinRequest, context: grpc.ServicerContext) -> m.Empty:
+    def CloseStdin(self, req: pb.CloseStdinRequest, context: Ctx) -> m.Empty:
         self._proc(req, "CloseStdin").stdio.close_stdin()
         return _EMPTY
 
     @rpc
-    def TtyWinResize(self, req: m.agent.TtyWinResizeRequest,
-                     context: grpc.ServicerContext) -> m.Empty:
+    def TtyWinResize(self, req: pb.TtyWinResizeRequest, context: Ctx) -> m.Empty:
         proc = self._proc(req, "TtyWinResize")
         proc.stdio.resize(req.row, req.column, f"TtyWinResize {req.container_id!r}")
         return _EMPTY
@@ -304,36 +290,30 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     # -- network ---------------------------------------------------------------------------
 
     @rpc
-    def UpdateInterface(self, req: m.agent.UpdateInterfaceRequest,
-                        context: grpc.ServicerContext) -> m.types.Interface:
+    def UpdateInterface(self, req: pb.UpdateInterfaceRequest, context: Ctx) -> m.types.Interface:
         return self.network.update_interface(req.interface)
 
     @rpc
-    def UpdateRoutes(self, req: m.agent.UpdateRoutesRequest,
-                     context: grpc.ServicerContext) -> m.agent.Routes:
+    def UpdateRoutes(self, req: pb.UpdateRoutesRequest, context: Ctx) -> pb.Routes:
         return m.agent.Routes(Routes=self.network.update_routes(list(req.routes.Routes)))
 
     @rpc
-    def ListInterfaces(self, req: m.agent.ListInterfacesRequest,
-                       context: grpc.ServicerContext) -> m.agent.Interfaces:
+    def ListInterfaces(self, req: pb.ListInterfacesRequest, context: Ctx) -> pb.Interfaces:
         return m.agent.Interfaces(Interfaces=self.network.interfaces())
 
     @rpc
-    def ListRoutes(self, req: m.agent.ListRoutesRequest,
-                   context: grpc.ServicerContext) -> m.agent.Routes:
+    def ListRoutes(self, req: pb.ListRoutesRequest, context: Ctx) -> pb.Routes:
         return m.agent.Routes(Routes=self.network.routes())
 
     @rpc
-    def AddARPNeighbors(self, req: m.agent.AddARPNeighborsRequest,
-                        context: grpc.ServicerContext) -> m.Empty:
+    def AddARPNeighbors(self, req: pb.AddARPNeighborsRequest, context: Ctx) -> m.Empty:
         self.network.add_neighbors(list(req.neighbors.ARPNeighbors))
         return _EMPTY
 
     # -- guest machine (validated and recorded, never applied to the host) -----------------
 
     @rpc
-    def GetGuestDetails(self, req: m.agent.GuestDetailsRequest,
-                        context: grpc.ServicerContext) -> m.agent.GuestDetailsResponse:
+    def GetGuestDetails(self, req: pb.GuestDetailsRequest, context: Ctx) -> pb.GuestDetailsResponse:
         details = m.agent.AgentDetails(
             version=AGENT_VERSION, init_daemon=os.getpid() == 1,
             storage_handlers=[*SHARED_DRIVERS, "ephemeral", "local"],
@@ -346,8 +326,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return resp
 
     @rpc
-    def OnlineCPUMem(self, req: m.agent.OnlineCPUMemRequest,
-                     context: grpc.ServicerContext) -> m.Empty:
+    def OnlineCPUMem(self, req: pb.OnlineCPUMemRequest, context: Ctx) -> m.Empty:
         if req.nb_cpus == 0 and req.cpu_only:
             raise ValueError("OnlineCPUMem: cpu_only with nb_cpus 0 onlines nothing")
         with self.sandbox.lock:
@@ -355,8 +334,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def MemHotplugByProbe(self, req: m.agent.MemHotplugByProbeRequest,
-                          context: grpc.ServicerContext) -> m.Empty:
+    def MemHotplugByProbe(self, req: pb.MemHotplugByProbeRequest, context: Ctx) -> m.Empty:
         block = _block_size()
         for addr in req.memHotplugProbeAddr:
             if block and addr % block:
@@ -367,8 +345,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def ReseedRandomDev(self, req: m.agent.ReseedRandomDevRequest,
-                        context: grpc.ServicerContext) -> m.Empty:
+    def ReseedRandomDev(self, req: pb.ReseedRandomDevRequest, context: Ctx) -> m.Empty:
         if not req.data:
             raise ValueError("ReseedRandomDev: no seed data")
         with self.sandbox.lock:
@@ -376,8 +353,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def SetGuestDateTime(self, req: m.agent.SetGuestDateTimeRequest,
-                         context: grpc.ServicerContext) -> m.Empty:
+    def SetGuestDateTime(self, req: pb.SetGuestDateTimeRequest, context: Ctx) -> m.Empty:
         if req.Sec < 0 or not 0 <= req.Usec < 1_000_000:
             raise ValueError(f"SetGuestDateTime: bad time Sec={req.Sec} Usec={req.Usec}")
         with self.sandbox.lock:
@@ -385,27 +361,24 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     @rpc
-    def CopyFile(self, req: m.agent.CopyFileRequest, context: grpc.ServicerContext) -> m.Empty:
+    def CopyFile(self, req: pb.CopyFileRequest, context: Ctx) -> m.Empty:
         self.copier.chunk(req)
         return _EMPTY
 
     @rpc
-    def GetOOMEvent(self, req: m.agent.GetOOMEventRequest,
-                    context: grpc.ServicerContext) -> m.agent.OOMEvent:
+    def GetOOMEvent(self, req: pb.GetOOMEventRequest, context: Ctx) -> pb.OOMEvent:
         cid = self.oom.next(context.is_active)
         if cid is None:
             context.abort(grpc.StatusCode.CANCELLED, "GetOOMEvent: caller went away")
         return m.agent.OOMEvent(container_id=cid)
 
     @rpc
-    def StartTracing(self, req: m.agent.StartTracingRequest,
-                     context: grpc.ServicerContext) -> m.Empty:
+    def StartTracing(self, req: pb.StartTracingRequest, context: Ctx) -> m.Empty:
         self.sandbox.set_tracing(True, "StartTracing")
         return _EMPTY
 
     @rpc
-    def StopTracing(self, req: m.agent.StopTracingRequest,
-                    context: grpc.ServicerContext) -> m.Empty:
+    def StopTracing(self, req: pb.StopTracingRequest, context: Ctx) -> m.Empty:
         self.sandbox.set_tracing(False, "StopTracing")
         return _EMPTY
 

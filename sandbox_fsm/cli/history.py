@@ -18,7 +18,7 @@ from eventstore import EventStore, EventStoreError, StoreCorrupted
 
 from .. import audit
 from ..errors import InvalidRequest, NotFound, SandboxError
-from ..runtime import stream_of
+from ..repository import stream_of
 from ..state import SandboxState
 from . import context
 
@@ -104,7 +104,7 @@ def describe_state(state: SandboxState) -> str:
            f"(stream version {state.version})" + (" LOST" if state.lost else "")]
     if state.operation:
         op = state.operation
-        done = [r["step"] for r in op["records"].values() if r["outcome"] is not None]
+        done = [r.step for r in op["records"].values() if r.outcome is not None]
         out.append(f"operation in progress: {op.get('operation')} (op {op.get('op')}); "
                    f"steps done: {', '.join(done) or 'none'}"
                    + ("; compensating" if op.get("compensating") else ""))

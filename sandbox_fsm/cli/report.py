@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InvalidRequest, NotFound
-from ..runtime import STREAM_PREFIX, Runtime
+from ..repository import STREAM_PREFIX
+from ..runtime import Runtime
 from . import context
 from .history import read_anchor
 

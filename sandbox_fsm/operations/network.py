@@ -23,8 +23,7 @@ def _plan(ctx: OpContext) -> dict:
 def _setup(ctx: OpContext, args: dict) -> dict:
     interfaces, routes, neighbors = network_entries(args["network"])
     agent = ctx.agent()
-    for iface in interfaces:
-        agent.update_interface(convert.interface_to_proto(iface))
+    agent.update_interfaces([convert.interface_to_proto(i) for i in interfaces])
     if routes:
         agent.update_routes([convert.route_to_proto(r) for r in routes])
     if neighbors:

@@ -22,7 +22,7 @@ from agent_io.faults import ENV_VAR
 from eventstore import NewEvent
 from sandbox_fsm.errors import Conflict
 from sandbox_fsm.projection import project
-from sandbox_fsm.runtime import stream_of
+from sandbox_fsm.repository import stream_of
 from sandbox_fsm.saga import StreamWriter
 from sandbox_fsm.spec import ContainerConfig, SandboxConfig
 
