@@ -6,6 +6,7 @@
 from .config import ConfigError, RuntimeConfig, load_config
 from .errors import (
     Conflict,
+    GuestError,
     IllegalTransition,
     InvalidRequest,
     NotFound,
@@ -20,7 +21,8 @@ from .spec import ContainerConfig, Mount, SandboxConfig
 from .state import ContainerState, SandboxState
 
 __all__ = [
-    "ConfigError", "Conflict", "ContainerConfig", "ContainerState", "IllegalTransition",
+    "ConfigError", "Conflict", "ContainerConfig", "ContainerState", "GuestError",
+    "IllegalTransition",
     "InvalidRequest", "Mount", "NotFound", "OperationFailed", "Projector", "RecoveryReport",
     "Runtime", "RuntimeConfig", "SandboxConfig", "SandboxError", "SandboxState", "load_config",
     "project", "steps",

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidRequest
+
 SHARED_FS = ("9p", "virtio-fs")
 VIRTIO_FS_CACHE = ("none", "auto", "always")
 BLOCK_DEVICE_DRIVERS = ("virtio-scsi", "virtio-blk", "virtio-mmio", "virtio-blk-ccw", "nvdimm")
@@ -30,8 +32,9 @@ ACCELERATORS = ("auto", "kvm", "tcg")
 UNBOUNDED_RPCS = ("WaitProcess", "GetOOMEvent", "ReadStdout", "ReadStderr")
 
 
-class ConfigError(ValueError):
-    """A configuration value that cannot be used: names the file, the key and what is valid."""
+class ConfigError(InvalidRequest):
+    """A configuration value that cannot be used: names the file, the key and what is valid.
+    Bad input like any other (exit code 2), and still a ValueError."""
 
     def __init__(self, path: str, key: str, problem: str, accepted: str) -> None:
         self.path, self.key, self.problem, self.accepted = path, key, problem, accepted
@@ -248,3 +251,14 @@ def _accepted(hint: type, meta: Mapping[str, Any]) -> str:
 
 def _listing(names: typing.Iterable[str], fmt: str) -> str:
     return ", ".join(fmt.format(n) for n in names)
+
+
+def refuse_unsupported(config: RuntimeConfig) -> None:
+    """ConfigError for a switch this host cannot honour: vsock (no hypervisor sockets
+    here) and sandbox-only cgroups (the runtime does not manage cgroups)."""
+    if config.hypervisor.use_vsock:
+        raise ConfigError(config.source, "[hypervisor] use_vsock",
+                          "vsock is not supported on this host", "false")
+    if config.runtime.sandbox_cgroup_only:
+        raise ConfigError(config.source, "[runtime] sandbox_cgroup_only",
+                          "this runtime does not manage cgroups", "false")

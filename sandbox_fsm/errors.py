@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from agent_io import AgentError
+
 
 class SandboxError(Exception):
     """Base of every error sandbox_fsm raises on purpose."""
@@ -51,3 +56,21 @@ class OperationFailed(SandboxError):
         if self.held:
             text += f"; still held: {', '.join(self.held)}"
         super().__init__(text)
+
+
+class GuestError(SandboxError):
+    """A call to the guest agent failed: the guest is gone, did not answer in time, or
+    refused the call. `cause` is the agent_io error, which says which rpc and why."""
+
+    def __init__(self, cause: AgentError) -> None:
+        self.cause = cause
+        super().__init__(str(cause))
+
+
+@contextmanager
+def guest_errors() -> Iterator[None]:
+    """Let no agent_io error cross the public API: it becomes a GuestError."""
+    try:
+        yield
+    except AgentError as exc:
+        raise GuestError(exc) from exc

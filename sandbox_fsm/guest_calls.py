@@ -1,27 +1,27 @@
-"""Calls on a running sandbox or container (operations/guest.py): pause, resume, update,
-stats, ps, tty, guest machine calls, copy file, network reads, OOM events.
+"""Calls on a running sandbox or container: pause, resume, update, stats, ps, tty, guest
+machine calls, copy file, network reads, OOM events.
 
-Composed into the `Runtime` facade, which forwards these calls: each one is a logged
-operation run through the engine (`sandbox_op`, `container_op`, `guest_op`).
+Composed into the `Runtime` facade, which forwards these calls. A call that changes the
+guest is a logged operation (operations/guest.py) run through the engine (`sandbox_op`,
+`container_op`, `guest_op`); a read that changes nothing calls the guest and returns,
+journalling nothing (one that discovers a fact, an OOM kill, records that fact).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from agent_io import AgentDead, AgentUnavailable, convert
+from agent_io import AgentClient, AgentDead, AgentUnavailable, convert
 from eventstore import NewEvent
 
 from .config import RuntimeConfig
 from .engine import Engine
-from .errors import InvalidRequest
-from .names import Ev
+from .errors import GuestError, InvalidRequest, guest_errors
+from .names import ACTIVE, Ev, Op, State
 from .operations import guest as guest_ops
-from .saga import Operation
 from .state import SandboxState
 
 
@@ -31,24 +31,28 @@ class GuestCalls:
     def __init__(self, engine: Engine, config: RuntimeConfig) -> None:
         self.engine = engine
         self.config = config
-        self._replies: dict[str, Any] = {}
 
-    def reply(self, request: str, value: Any) -> None:
-        """Where a logged read leaves its full answer for the caller that asked."""
-        self._replies[request] = value
+    def _running(self, sandbox_id: str, what: str) -> SandboxState:
+        """The sandbox, refused unless it is running (a read needs its guest)."""
+        state = self.engine.repo.state(sandbox_id)
+        if state.state != State.RUNNING:
+            raise InvalidRequest(f"cannot {what.replace('_', ' ')} in sandbox {sandbox_id!r}: "
+                                 f"it is {state.state}, not running")
+        return state
 
-    def _ask(self, sandbox_id: str, container_id: str | None, operation: Operation,
-             params: dict | None = None) -> Any:
-        request = uuid.uuid4().hex
-        params = {**(params or {}), "request": request}
-        try:
-            if container_id is None:
-                self.engine.guest_op(sandbox_id, operation, params)
-            else:
-                self.engine.container_op(sandbox_id, container_id, operation, params=params)
-            return self._replies.get(request)
-        finally:
-            self._replies.pop(request, None)
+    def _container_agent(self, sandbox_id: str, container_id: str, what: str) -> AgentClient:
+        """The guest of a running sandbox, for a read on one of its active containers."""
+        state = self.engine.repo.state(sandbox_id)
+        if state.state != State.RUNNING:
+            raise InvalidRequest(
+                f"cannot {what.replace('_', ' ')} {container_id!r}: sandbox {sandbox_id!r} is "
+                f"{state.state}, not running")
+        current = state.containers.get(container_id)
+        cstate = current.state if current else State.NEW
+        if cstate not in ACTIVE:
+            raise InvalidRequest(f"cannot {what} in container {container_id!r} of sandbox "
+                                 f"{sandbox_id!r}: it is {cstate}")
+        return self.engine.host.agent_for(state)
 
     def pause_sandbox(self, sandbox_id: str) -> SandboxState:
         """Freeze every running container (the seed pauses the VM); containers keep their
@@ -73,17 +77,25 @@ class GuestCalls:
         except ValueError as exc:
             raise InvalidRequest(f"update of container {container_id!r}: {exc}") from exc
         return self.engine.container_op(sandbox_id, container_id, guest_ops.UPDATE_CONTAINER,
-                                  params={"resources": resources})
+                                        params={"resources": resources})
 
     def stats(self, sandbox_id: str, container_id: str) -> dict[str, int]:
         """CPU (ns), memory (bytes) and pid figures of the container, as the guest reports."""
-        return self._ask(sandbox_id, container_id, guest_ops.STATS_CONTAINER)
+        agent = self._container_agent(sandbox_id, container_id, Op.STATS_CONTAINER)
+        with guest_errors():
+            stats = agent.stats_container(container_id).cgroup_stats
+        cpu, mem, pids = stats.cpu_stats.cpu_usage, stats.memory_stats.usage, stats.pids_stats
+        return {"cpu_total_ns": cpu.total_usage, "cpu_user_ns": cpu.usage_in_usermode,
+                "cpu_kernel_ns": cpu.usage_in_kernelmode, "memory_usage": mem.usage,
+                "memory_limit": mem.limit, "pids_current": pids.current,
+                "pids_limit": pids.limit}
 
     def list_processes(self, sandbox_id: str, container_id: str, format: str = "table",
                        args: tuple[str, ...] = ()) -> bytes:
         """The container's processes as the guest's ps prints them ("table" or "json")."""
-        return self._ask(sandbox_id, container_id, guest_ops.LIST_PROCESSES,
-                         {"format": format, "args": list(args)})
+        agent = self._container_agent(sandbox_id, container_id, Op.LIST_PROCESSES)
+        with guest_errors():
+            return agent.list_processes(container_id, format, list(args))
 
     def tty_resize(self, sandbox_id: str, container_id: str, rows: int, columns: int,
                    exec_id: str | None = None) -> None:
@@ -92,12 +104,14 @@ class GuestCalls:
 
     def guest_details(self, sandbox_id: str) -> Any:
         """GetGuestDetails -> agent_io.messages.agent.GuestDetailsResponse."""
-        return self._ask(sandbox_id, None, guest_ops.GUEST_DETAILS)
+        state = self._running(sandbox_id, Op.GUEST_DETAILS)
+        with guest_errors():
+            return self.engine.host.agent_for(state).get_guest_details()
 
     def online_cpu_mem(self, sandbox_id: str, cpus: int, *, cpu_only: bool = False,
                        wait: bool = False) -> None:
         self.engine.guest_op(sandbox_id, guest_ops.ONLINE_CPU_MEM,
-                       {"cpus": int(cpus), "cpu_only": cpu_only, "wait": wait})
+                             {"cpus": int(cpus), "cpu_only": cpu_only, "wait": wait})
 
     def hotplug_memory(self, sandbox_id: str, addr: int, size_mb: int) -> None:
         """Probe one address per memory section (`[hypervisor] memory_section_size_mb`)."""
@@ -109,7 +123,7 @@ class GuestCalls:
             raise InvalidRequest(f"memory hotplug in sandbox {sandbox_id!r}: {size_mb} MiB is "
                                  f"not a multiple of the {section} MiB section size")
         self.engine.guest_op(sandbox_id, guest_ops.HOTPLUG_MEMORY,
-                       {"addr": int(addr), "size_mb": int(size_mb)})
+                             {"addr": int(addr), "size_mb": int(size_mb)})
 
     def reseed_rng(self, sandbox_id: str, size: int = 512) -> None:
         """ReseedRandomDev with `size` fresh bytes from the host's RNG."""
@@ -135,15 +149,22 @@ class GuestCalls:
         self.engine.guest_op(sandbox_id, guest_ops.COPY_FILE, {"src": src, "dst": dst})
 
     def list_interfaces(self, sandbox_id: str) -> list[convert.NetInterface]:
-        return self._ask(sandbox_id, None, guest_ops.LIST_INTERFACES)
+        state = self._running(sandbox_id, Op.LIST_INTERFACES)
+        with guest_errors():
+            found = self.engine.host.agent_for(state).list_interfaces()
+        return [convert.interface_from_proto(i) for i in found]
 
     def list_routes(self, sandbox_id: str) -> list[convert.NetRoute]:
-        return self._ask(sandbox_id, None, guest_ops.LIST_ROUTES)
+        state = self._running(sandbox_id, Op.LIST_ROUTES)
+        with guest_errors():
+            found = self.engine.host.agent_for(state).list_routes()
+        return [convert.route_from_proto(r) for r in found]
 
     def wait_oom_event(self, sandbox_id: str) -> str:
         """Block until the guest reports an OOM kill; recorded as ContainerOOMKilled."""
         client = self.engine.host.agent_for(self.engine.repo.state(sandbox_id))
-        container_id = client.get_oom_event()
+        with guest_errors():
+            container_id = client.get_oom_event()
         self.engine.record_fact(sandbox_id, NewEvent(Ev.CONTAINER_OOM_KILLED,
                                                      {"container": container_id}))
         return container_id
@@ -153,5 +174,9 @@ class GuestCalls:
         while True:
             try:
                 yield self.wait_oom_event(sandbox_id)
-            except (AgentDead, AgentUnavailable, InvalidRequest):
+            except GuestError as exc:
+                if isinstance(exc.cause, AgentDead | AgentUnavailable):
+                    return
+                raise
+            except InvalidRequest:
                 return

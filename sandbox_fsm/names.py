@@ -83,6 +83,7 @@ class Op:
     RESEED_RNG: Final = "reseed_rng"
     SET_GUEST_TIME: Final = "set_guest_time"
     COPY_FILE: Final = "copy_file"
+    # guest reads: operations in older logs only (reads are plain calls now)
     STATS_CONTAINER: Final = "stats_container"
     LIST_PROCESSES: Final = "list_processes"
     GUEST_DETAILS: Final = "guest_details"
@@ -145,6 +146,7 @@ class Ev:
     RNG_RESEEDED: Final = "RNGReseeded"
     GUEST_TIME_SET: Final = "GuestTimeSet"
     FILE_COPIED: Final = "FileCopied"
+    # guest reads: in older logs only (reads are not journalled now)
     STATS_READ: Final = "StatsRead"
     PROCESSES_LISTED: Final = "ProcessesListed"
     GUEST_DETAILS_READ: Final = "GuestDetailsRead"
@@ -153,5 +155,5 @@ class Ev:
 
 
 def event_types() -> frozenset[str]:
-    """Every event type the code may append."""
+    """Every event type a log may hold: what the code appends, and the reads of older logs."""
     return frozenset(v for k, v in vars(Ev).items() if k.isupper() and isinstance(v, str))

@@ -300,9 +300,6 @@ class BoundedHost:
     def events(self, sandbox_id: str) -> list[RecordedEvent]:
         return self._inner.events(sandbox_id)
 
-    def reply(self, request: str, value: object) -> None:
-        self._inner.reply(request, value)
-
     def forget_agent(self, sandbox_id: str) -> None:
         self._inner.forget_agent(sandbox_id)
 

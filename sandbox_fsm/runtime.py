@@ -25,9 +25,9 @@ from eventstore import EventStore, NewEvent, RecordedEvent
 
 from . import host
 from .agents import Agents
-from .config import ConfigError, RuntimeConfig, load_config
+from .config import RuntimeConfig, load_config, refuse_unsupported
 from .engine import Engine
-from .errors import InvalidRequest, NotFound
+from .errors import InvalidRequest, NotFound, guest_errors
 from .guest_calls import GuestCalls
 from .names import STARTED, Ev
 from .operations import container as container_ops
@@ -69,9 +69,7 @@ class Runtime:
             config = RuntimeConfig.default()
         elif not isinstance(config, RuntimeConfig):
             config = load_config(config)
-        if config.hypervisor.use_vsock:
-            raise ConfigError(config.source, "[hypervisor] use_vsock",
-                              "vsock is not supported on this host", "false")
+        refuse_unsupported(config)
         try:  # our own 0700 subdirs: the dirs given may be shared ones (/run, /tmp)
             events = host.ensure_private_dir(os.path.join(state_dir, "events"))
             host.ensure_private_dir(os.path.join(runtime_dir, "sandboxes"))
@@ -133,10 +131,6 @@ class Runtime:
 
     def forget_agent(self, sandbox_id: str) -> None:
         self.agents.forget(sandbox_id)
-
-    def reply(self, request: str, value: Any) -> None:
-        """Where a logged read leaves its full answer for the caller that asked."""
-        self.guest.reply(request, value)
 
     # -- sandbox lifecycle ------------------------------------------------------------------
 
@@ -210,25 +204,30 @@ class Runtime:
     def wait(self, sandbox_id: str, container_id: str, exec_id: str | None = None) -> int:
         """Block until the process exits; its exit is recorded as ProcessExited."""
         client = self._process_client(sandbox_id, container_id)
-        status = client.wait_process(container_id, exec_id or container_id)
+        with guest_errors():
+            status = client.wait_process(container_id, exec_id or container_id)
         self.record_fact(sandbox_id, NewEvent(Ev.PROCESS_EXITED, {
             "container": container_id, "exec_id": exec_id or "", "status": status}))
         return status
 
     def read_stdout(self, sandbox_id: str, container_id: str, exec_id: str | None = None,
                     size: int = 65536) -> bytes:
-        return self._process_client(sandbox_id, container_id).read_stdout(
-            container_id, exec_id or container_id, size)
+        """Up to `size` bytes of the process's stdout; b"" at its end."""
+        client = self._process_client(sandbox_id, container_id)
+        with guest_errors():
+            return client.read_stdout(container_id, exec_id or container_id, size)
 
     def read_stderr(self, sandbox_id: str, container_id: str, exec_id: str | None = None,
                     size: int = 65536) -> bytes:
-        return self._process_client(sandbox_id, container_id).read_stderr(
-            container_id, exec_id or container_id, size)
+        client = self._process_client(sandbox_id, container_id)
+        with guest_errors():
+            return client.read_stderr(container_id, exec_id or container_id, size)
 
     def write_stdin(self, sandbox_id: str, container_id: str, data: bytes,
                     exec_id: str | None = None) -> int:
-        return self._process_client(sandbox_id, container_id).write_stdin(
-            container_id, exec_id or container_id, data)
+        client = self._process_client(sandbox_id, container_id)
+        with guest_errors():
+            return client.write_stdin(container_id, exec_id or container_id, data)
 
     def close_stdin(self, sandbox_id: str, container_id: str, exec_id: str | None = None) -> None:
         """CloseStdin, logged (StdinClosed)."""

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox_fsm import Runtime, SandboxError
 from sandbox_fsm.config import ConfigError, RuntimeConfig, load_config, parse_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "configuration.example.toml"
@@ -105,3 +106,20 @@ def test_unreadable_and_malformed_files(tmp_path):
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[hypervisor\n"))
+
+
+def test_a_config_error_is_bad_input_like_any_other():
+    """A SandboxError with the CLI's usage exit code, and still a ValueError."""
+    err = ConfigError("f.toml", "[agent] x", "unknown key", "y")
+    assert isinstance(err, SandboxError) and isinstance(err, ValueError)
+    assert err.exit_code == 2
+
+
+@pytest.mark.parametrize(("section", "key"), [("hypervisor", "use_vsock"),
+                                              ("runtime", "sandbox_cgroup_only")])
+def test_switches_this_host_cannot_honour_are_refused_before_anything_is_written(
+        tmp_path, section, key):
+    path = write(tmp_path, f"[{section}]\n{key} = true")
+    with pytest.raises(ConfigError, match=f"\\[{section}\\] {key}"):
+        Runtime.open(tmp_path / "state", tmp_path / "run", path)
+    assert not (tmp_path / "state").exists()

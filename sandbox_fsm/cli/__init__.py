@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 from eventstore import StoreCorrupted
 
-from ..config import ConfigError
 from ..errors import OperationFailed, SandboxError
 from ..host import MountError
 from . import context, guestimage, history, oci, report, run
@@ -69,10 +68,8 @@ def explain(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, OperationFailed) and isinstance(exc.cause, MountError) \
             and exc.cause.errno in (errno.EPERM, errno.EACCES):
         return exc.exit_code, f"mounting needs root (CAP_SYS_ADMIN); run as root ({exc})"
-    if isinstance(exc, SandboxError):
+    if isinstance(exc, SandboxError):   # config errors included (exit 2)
         return exc.exit_code, str(exc)
-    if isinstance(exc, ConfigError):
-        return USAGE, str(exc)
     if isinstance(exc, StoreCorrupted):
         return FAILED, f"the event log is damaged: {exc}"
     return FAILED, f"unexpected {type(exc).__name__}: {exc}"

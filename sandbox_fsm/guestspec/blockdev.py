@@ -57,8 +57,13 @@ def _address(driver: str, dev: BlockDevice) -> tuple[str, str]:
     return AGENT_TYPES[driver], source
 
 
-def rootfs_storage(driver: str, dev: BlockDevice, mount_point: str) -> m.agent.Storage:
-    """The Storage that mounts a block-device rootfs at `mount_point` in the guest."""
+def rootfs_storage(driver: str, dev: BlockDevice, mount_point: str, *,
+                   disabled: bool = False) -> m.agent.Storage:
+    """The Storage that mounts a block-device rootfs at `mount_point` in the guest;
+    refused when block devices are disabled for rootfs (`disable_block_device_use`)."""
+    if disabled:
+        raise GuestSpecError(f"rootfs on drive {dev.id!r}: "
+                             "[hypervisor] disable_block_device_use is true")
     agent_type, source = _address(driver, dev)
     return m.agent.Storage(
         driver=agent_type,

@@ -220,7 +220,8 @@ def guest_request(cfg: ContainerConfig, conf: RuntimeConfig, sandbox_id: str,
     rootfs_drive, devices, block_volumes = cfg.drives()
     storages = []
     if rootfs_drive is not None:
-        storages.append(rootfs_storage(driver, rootfs_drive, container_root_parent(cfg.id)))
+        storages.append(rootfs_storage(driver, rootfs_drive, container_root_parent(cfg.id),
+                                       disabled=conf.hypervisor.disable_block_device_use))
     mounts = handle_shm(oci_mounts(cfg), conf.hypervisor.shm_size)
     mounts, ephemeral = ephemeral_storages(mounts)
     resources = ((cfg.oci or {}).get("linux") or {}).get("resources") or {}

@@ -45,8 +45,6 @@ class StepHost(Protocol):
 
     def forget_agent(self, sandbox_id: str) -> None: ...
 
-    def reply(self, request: str, value: Any) -> None: ...
-
 
 @dataclass
 class OpContext:

@@ -1,10 +1,9 @@
 """Operations on a running sandbox and its containers: each one step, each logged.
 
 pause/resume (containers and the whole sandbox) are transitions whose compensation is the
-opposite rpc. The rest leave the state as it is: updates and copies roll forward after a
-crash (running them again is harmless); reads roll back (there is nothing to undo).
-A read records a short summary; its full answer goes back to the caller through
-`Runtime.reply`, keyed by the `request` id in the operation's params.
+opposite rpc. The rest leave the state as it is and roll forward after a crash (running
+them again is harmless). Reads that change nothing are not operations: they call the
+guest directly (guest_calls.py) and nothing is journalled.
 """
 
 from __future__ import annotations
@@ -36,10 +35,6 @@ def _tolerating(call: Callable[[], object], code: str) -> None:
     except AgentRpcError as exc:
         if exc.code != code:
             raise
-
-
-def _reply(ctx: OpContext, value: object) -> None:
-    ctx.host.reply(ctx.params["request"], value)
 
 
 # -- containers: pause / resume ----------------------------------------------------------
@@ -135,42 +130,13 @@ def _close_stdin(ctx: ContainerContext, args: dict) -> dict:
     return {"container": ctx.container_id, "exec_id": _exec_id(ctx)}
 
 
-def _stats(ctx: ContainerContext, args: dict) -> dict:
-    stats = ctx.agent().stats_container(ctx.container_id).cgroup_stats
-    cpu, mem, pids = (stats.cpu_stats.cpu_usage, stats.memory_stats.usage,
-                      stats.pids_stats)
-    figures = {"cpu_total_ns": cpu.total_usage, "cpu_user_ns": cpu.usage_in_usermode,
-               "cpu_kernel_ns": cpu.usage_in_kernelmode, "memory_usage": mem.usage,
-               "memory_limit": mem.limit, "pids_current": pids.current,
-               "pids_limit": pids.limit}
-    _reply(ctx, figures)
-    return {"container": ctx.container_id, **figures}
-
-
-def _list_processes(ctx: ContainerContext, args: dict) -> dict:
-    fmt = ctx.params["format"]
-    table = ctx.agent().list_processes(ctx.container_id, fmt, ctx.params.get("args") or ())
-    _reply(ctx, table)
-    return {"container": ctx.container_id, "format": fmt, "bytes": len(table)}
-
-
 UPDATE_CONTAINER = _single(Op.UPDATE_CONTAINER, "update_container_in_guest", Ev.CONTAINER_UPDATED,
                            _update, forward=True)
 RESIZE_TTY = _single(Op.RESIZE_TTY, "resize_tty", Ev.TTY_RESIZED, _resize, forward=True)
 CLOSE_STDIN = _single(Op.CLOSE_STDIN, "close_stdin", Ev.STDIN_CLOSED, _close_stdin, forward=True)
-STATS_CONTAINER = _single(Op.STATS_CONTAINER, "read_stats", Ev.STATS_READ, _stats)
-LIST_PROCESSES = _single(Op.LIST_PROCESSES, "list_processes", Ev.PROCESSES_LISTED, _list_processes)
 
 
 # -- the guest machine ----------------------------------------------------------------------
-
-def _guest_details(ctx: OpContext, args: dict) -> dict:
-    details = ctx.agent().get_guest_details()
-    _reply(ctx, details)
-    return {"version": details.agent_details.version,
-            "mem_block_size": details.mem_block_size_bytes,
-            "mem_hotplug_probe": details.support_mem_hotplug_probe}
-
 
 def _online(ctx: OpContext, args: dict) -> dict:
     p = ctx.params
@@ -206,20 +172,6 @@ def _copy(ctx: OpContext, args: dict) -> dict:
     return {"src": src, "dst": dst, "size": os.stat(src).st_size}
 
 
-def _interfaces(ctx: OpContext, args: dict) -> dict:
-    found = [convert.interface_from_proto(i) for i in ctx.agent().list_interfaces()]
-    _reply(ctx, found)
-    return {"interfaces": [i.name for i in found]}
-
-
-def _routes(ctx: OpContext, args: dict) -> dict:
-    found = [convert.route_from_proto(r) for r in ctx.agent().list_routes()]
-    _reply(ctx, found)
-    return {"routes": len(found)}
-
-
-GUEST_DETAILS = _single(Op.GUEST_DETAILS, "get_guest_details", Ev.GUEST_DETAILS_READ,
-                        _guest_details)
 ONLINE_CPU_MEM = _single(Op.ONLINE_CPU_MEM, "online_cpu_mem", Ev.CPU_MEM_ONLINED, _online,
                          forward=True)
 HOTPLUG_MEMORY = _single(Op.HOTPLUG_MEMORY, "mem_hotplug_by_probe", Ev.MEMORY_HOTPLUGGED,
@@ -228,19 +180,14 @@ RESEED_RNG = _single(Op.RESEED_RNG, "reseed_random_dev", Ev.RNG_RESEEDED, _resee
 SET_GUEST_TIME = _single(Op.SET_GUEST_TIME, "set_guest_date_time", Ev.GUEST_TIME_SET, _set_time,
                          forward=True)
 COPY_FILE = _single(Op.COPY_FILE, "copy_file", Ev.FILE_COPIED, _copy, forward=True)
-LIST_INTERFACES = _single(Op.LIST_INTERFACES, "list_interfaces", Ev.INTERFACES_LISTED,
-                          _interfaces)
-LIST_ROUTES = _single(Op.LIST_ROUTES, "list_routes", Ev.ROUTES_LISTED, _routes)
 
-SANDBOX_OPERATIONS = (PAUSE_SANDBOX, RESUME_SANDBOX, GUEST_DETAILS, ONLINE_CPU_MEM,
-                      HOTPLUG_MEMORY, RESEED_RNG, SET_GUEST_TIME, COPY_FILE, LIST_INTERFACES,
-                      LIST_ROUTES)
+SANDBOX_OPERATIONS = (PAUSE_SANDBOX, RESUME_SANDBOX, ONLINE_CPU_MEM, HOTPLUG_MEMORY,
+                      RESEED_RNG, SET_GUEST_TIME, COPY_FILE)
 CONTAINER_OPERATIONS = (PAUSE_CONTAINER, RESUME_CONTAINER, UPDATE_CONTAINER, RESIZE_TTY,
-                        CLOSE_STDIN, STATS_CONTAINER, LIST_PROCESSES)
+                        CLOSE_STDIN)
 
 __all__ = [
-    "CLOSE_STDIN", "CONTAINER_OPERATIONS", "COPY_FILE", "GUEST_DETAILS", "HOTPLUG_MEMORY",
-    "LIST_INTERFACES", "LIST_PROCESSES", "LIST_ROUTES", "ONLINE_CPU_MEM", "PAUSE_CONTAINER",
-    "PAUSE_SANDBOX", "RESEED_RNG", "RESIZE_TTY", "RESUME_CONTAINER", "RESUME_SANDBOX",
-    "SANDBOX_OPERATIONS", "SET_GUEST_TIME", "STATS_CONTAINER", "UPDATE_CONTAINER",
+    "CLOSE_STDIN", "CONTAINER_OPERATIONS", "COPY_FILE", "HOTPLUG_MEMORY", "ONLINE_CPU_MEM",
+    "PAUSE_CONTAINER", "PAUSE_SANDBOX", "RESEED_RNG", "RESIZE_TTY", "RESUME_CONTAINER",
+    "RESUME_SANDBOX", "SANDBOX_OPERATIONS", "SET_GUEST_TIME", "UPDATE_CONTAINER",
 ]

@@ -101,3 +101,8 @@ def test_guest_root_paths():
     assert container_root_parent("c1") == ROOT
     assert container_root_path("c1") == ROOT + "/rootfs"
     assert container_root_path("c1", "root") == ROOT + "/root"
+
+
+def test_a_drive_rootfs_is_refused_when_block_devices_are_disabled():
+    with pytest.raises(GuestSpecError, match="disable_block_device_use"):
+        rootfs_storage("virtio-scsi", DRIVE, ROOT, disabled=True)

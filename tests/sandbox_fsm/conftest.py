@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hostcheck import make_config, scrub
 
-from sandbox_fsm import Runtime
+from sandbox_fsm import Runtime, RuntimeConfig
 
 
 @pytest.fixture
@@ -40,3 +40,21 @@ def runtime(dirs: tuple[Path, Path]) -> Iterator[Runtime]:
     rt = Runtime.open(state, run, make_config("process"))
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def open_rt(dirs: tuple[Path, Path]) -> Iterator:
+    """`open_rt(config)` or `open_rt(driver, **proxy)` opens a runtime on the test's dirs;
+    every one opened is closed at teardown."""
+    opened: list[Runtime] = []
+
+    def opener(config: RuntimeConfig | str = "process", **proxy: str) -> Runtime:
+        if isinstance(config, str):
+            config = make_config(config, **proxy)
+        rt = Runtime.open(dirs[0], dirs[1], config)
+        opened.append(rt)
+        return rt
+
+    yield opener
+    for rt in opened:
+        rt.close()

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,18 +43,6 @@ def breadth_config(driver: str, **agent: object) -> object:
                                   **agent))
 
 
-@pytest.fixture
-def open_rt(dirs: tuple[Path, Path]) -> Iterator:
-    opened: list[Runtime] = []
-
-    def open_(config: object) -> Runtime:
-        rt = Runtime.open(dirs[0], dirs[1], config)
-        opened.append(rt)
-        return rt
-
-    yield open_
-    for rt in opened:
-        rt.close()
 
 
 def types(rt: Runtime) -> list[str]:

@@ -1,6 +1,6 @@
-"""Operations on running sandboxes and containers, each logged, against the real guest:
-pause/resume seen in /proc, copy file in the guest dir, the reads and the machine calls,
-and a failing rpc compensated (the opposite rpc) with the state left as it was."""
+"""Operations on running sandboxes and containers against the real guest: pause/resume
+seen in /proc, copy file in the guest dir, the machine calls (each logged), the reads (not
+logged), and a failing rpc compensated (the opposite rpc) with the state left as it was."""
 
 from __future__ import annotations
 
@@ -15,9 +15,16 @@ from pathlib import Path
 import pytest
 from hostcheck import make_config
 
+from agent_io import AgentDead
 from agent_io.faults import ENV_VAR
 from sandbox_fsm import Runtime
-from sandbox_fsm.errors import IllegalTransition, InvalidRequest, OperationFailed
+from sandbox_fsm.errors import (
+    GuestError,
+    IllegalTransition,
+    InvalidRequest,
+    OperationFailed,
+    SandboxError,
+)
 from sandbox_fsm.spec import ContainerConfig, SandboxConfig
 
 SID = "sb"
@@ -162,16 +169,16 @@ def test_a_failing_copy_aborts_and_the_sandbox_stays_running(running, tmp_path):
     assert (rt.layout(SID).guest_dir / "f").read_text() == "data"
 
 
-def test_update_stats_ps_tty_and_stdin_are_logged(running):
+def test_update_tty_and_stdin_are_logged_stats_and_ps_are_not(running):
     rt = running("c1")
     rt.update_container(SID, "c1", {"memory": {"limit": 256 << 20}, "pids": {"limit": 64}})
+    version = rt.state(SID).version
     stats = rt.stats(SID, "c1")
     assert stats["memory_limit"] == 256 << 20 and stats["pids_limit"] == 64
     assert stats["pids_current"] == 1 and stats["memory_usage"] > 0
     table = rt.list_processes(SID, "c1")
     assert b"PID" in table and b"sleep 60" in table
-    listed = next(e.data for e in reversed(rt.events(SID)) if e.type == "ProcessesListed")
-    assert listed["bytes"] == len(table) and "sleep" not in json.dumps(listed)
+    assert rt.state(SID).version == version, "a read appended to the log"
     rt.create_container(SID, ContainerConfig("tty", args=("sleep", "60"), terminal=True))
     rt.start_container(SID, "tty")
     rt.tty_resize(SID, "tty", 40, 120)
@@ -182,8 +189,8 @@ def test_update_stats_ps_tty_and_stdin_are_logged(running):
     assert rt.read_stdout(SID, "cat") == b"echoed\n"
     assert rt.wait(SID, "cat") == 0
     seen = {e.type for e in rt.events(SID)}
-    assert {"ContainerUpdated", "StatsRead", "ProcessesListed", "TtyResized",
-            "StdinClosed"} <= seen
+    assert {"ContainerUpdated", "TtyResized", "StdinClosed"} <= seen
+    assert not {"StatsRead", "ProcessesListed"} & seen
     with pytest.raises(InvalidRequest, match="linux.resources"):
         rt.update_container(SID, "c1", {"memory": {"limit": "lots"}})
 
@@ -191,15 +198,17 @@ def test_update_stats_ps_tty_and_stdin_are_logged(running):
 def test_guest_machine_calls_are_logged(running):
     block = int(Path("/sys/devices/system/memory/block_size_bytes").read_text(), 16)
     rt = running(memory_section_size_mb=block >> 20)
+    version = rt.state(SID).version
     details = rt.guest_details(SID)
     assert details.agent_details.version.startswith("sandbox-fsm-guest")
     assert details.mem_block_size_bytes == block
+    assert rt.state(SID).version == version, "a read appended to the log"
     rt.online_cpu_mem(SID, 2)
     rt.hotplug_memory(SID, 1 << 32, 2 * (block >> 20))
     rt.reseed_rng(SID, 64)
     rt.set_guest_time(SID, datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
     data = {e.type: e.data for e in rt.events(SID)}
-    assert data["GuestDetailsRead"]["mem_block_size"] == block
+    assert "GuestDetailsRead" not in data
     assert data["MemoryHotplugged"] == {**data["MemoryHotplugged"], "addr": 1 << 32,
                                         "sections": 2}
     assert data["RNGReseeded"]["bytes"] == 64
@@ -240,3 +249,38 @@ def test_an_oom_kill_is_reported_and_recorded(running, memory_cgroup):
     assert rt.wait(SID, "hog") == 137
     assert any(e.type == "ContainerOOMKilled" and e.data["container"] == "hog"
                for e in rt.events(SID))
+
+
+def test_reads_refuse_a_sandbox_not_running_and_a_dead_guest_is_a_sandbox_error(running):
+    rt = running("c1")
+    rt.pause_sandbox(SID)
+    with pytest.raises(InvalidRequest, match="is paused, not running"):
+        rt.stats(SID, "c1")
+    with pytest.raises(InvalidRequest, match="is paused, not running"):
+        rt.list_interfaces(SID)
+    rt.resume_sandbox(SID)
+    with pytest.raises(InvalidRequest, match="it is new"):
+        rt.stats(SID, "nope")
+    guest = rt.state(SID).guest
+    assert guest is not None
+    os.kill(guest["pid"], 9)
+    for _ in range(200):
+        if not Path(f"/proc/{guest['pid']}").exists() or proc_state(guest["pid"]) == "Z":
+            break
+        time.sleep(0.01)
+    for read in (lambda: rt.stats(SID, "c1"), lambda: rt.read_stdout(SID, "c1"),
+                 lambda: rt.guest_details(SID)):
+        with pytest.raises(GuestError) as caught:
+            read()
+        assert isinstance(caught.value, SandboxError) and caught.value.exit_code == 1
+        assert isinstance(caught.value.cause, AgentDead)
+    rt.recover()    # the guest is gone: recovery marks the sandbox lost and releases it
+    assert rt.state(SID).lost
+
+
+def test_a_failed_teardown_says_it_rolls_forward(running):
+    rt = running(faults=[{"rpc": "DestroySandbox", "nth": 1, "action": "error",
+                          "code": "INTERNAL"}])
+    with pytest.raises(OperationFailed, match="rolled forward, sandbox is running") as caught:
+        rt.stop_sandbox(SID)
+    assert caught.value.state == "running"

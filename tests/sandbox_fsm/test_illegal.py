@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from test_lifecycle import CID, SID
+from lifekit import CID, SID
 
 from sandbox_fsm import Runtime
 from sandbox_fsm.errors import IllegalTransition, InvalidRequest, NotFound

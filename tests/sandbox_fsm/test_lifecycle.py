@@ -1,26 +1,22 @@
 """The whole lifecycle on a real host: the log follows the protocol and the host ends clean.
 
 Real LMDB, the reference guest agent over gRPC, real bind mounts (root) and processes.
-The helpers here (expected event lists, host snapshots, commit counting) are shared by
-the rollback and illegal-trigger tests.
+Shared helpers live in lifekit.py, shared fixtures (`open_rt`, `dirs`) in conftest.py.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostcheck import make_config
+from lifekit import CID, SID, HostView
 
 from sandbox_fsm import Runtime
-from sandbox_fsm.host import find_by_cmdline, mounts_under
 from sandbox_fsm.spec import ContainerConfig, Mount, SandboxConfig
 
 pytestmark = pytest.mark.root
 
-SID, CID = "sb1", "c1"
 
 DOMAIN = {
     "create_sandbox": ["SharedPathCreated", "SharedDirMounted"],
@@ -41,39 +37,6 @@ def completed(*domain: str) -> list[str]:
     for event in domain:
         types += ["StepStarted", event]
     return types + ["OperationCompleted"]
-
-
-class HostView:
-    """What the host shows under a runtime dir: mounts, processes naming it, files."""
-
-    def __init__(self, run: Path) -> None:
-        self.run = run
-
-    def mounts(self) -> list[str]:
-        return sorted(m.mount_point for m in mounts_under(self.run))
-
-    def mounts_seen_by(self, pid: int) -> list[str]:
-        """Mounts under the runtime dir in pid's mount namespace (a namespaced guest's)."""
-        with open(f"/proc/{pid}/mountinfo") as f:
-            points = [line.split()[4] for line in f]
-        root = str(self.run)
-        return sorted(p for p in points if p == root or p.startswith(root + "/"))
-
-    def pids(self) -> list[int]:
-        return sorted(p.pid for p in find_by_cmdline(str(self.run)))
-
-    def files(self) -> set[str]:
-        """Paths under the runtime dir, without the kept logs (they are diagnostics)."""
-        found = set()
-        for top, dirnames, filenames in os.walk(self.run):
-            rel = os.path.relpath(top, self.run)
-            if os.path.basename(rel) == "log":
-                continue
-            found.update(os.path.join(rel, n) for n in dirnames + filenames)
-        return found
-
-    def snapshot(self) -> tuple[list[str], list[int], set[str]]:
-        return self.mounts(), self.pids(), self.files()
 
 
 class CommitCounter:
@@ -110,19 +73,6 @@ def read_all_stdout(rt: Runtime, sid: str, cid: str, exec_id: str | None = None)
     return out
 
 
-@pytest.fixture
-def open_rt(dirs: tuple[Path, Path]) -> Iterator:
-    """`open_rt(driver, **proxy)` opens a runtime on the test's dirs; closed at teardown."""
-    opened: list[Runtime] = []
-
-    def opener(driver: str = "process", **proxy: str) -> Runtime:
-        rt = Runtime.open(dirs[0], dirs[1], make_config(driver, **proxy))
-        opened.append(rt)
-        return rt
-
-    yield opener
-    for rt in opened:
-        rt.close()
 
 
 @pytest.mark.parametrize("proxy", ["builtin", "process"])

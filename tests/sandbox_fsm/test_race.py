@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_lifecycle import CID, SID, open_rt  # noqa: F401  (fixture)
+from lifekit import CID, SID
 
 from agent_io.faults import ENV_VAR
 from eventstore import NewEvent

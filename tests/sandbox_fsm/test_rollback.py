@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from test_lifecycle import CID, SID, HostView, open_rt  # noqa: F401  (fixture)
+from lifekit import CID, SID, HostView
 
 from agent_io.faults import ENV_VAR
 from sandbox_fsm import Runtime
