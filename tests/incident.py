@@ -54,7 +54,11 @@ class IncidentLog:
 
     def events(self) -> list[dict]:
         """The raw log as `sbx export` prints it: what the tests check the views against."""
-        return [json.loads(line) for line in self.ok("export", "--sandbox", SID).splitlines()]
+        return self.events_of(SID)
+
+    def events_of(self, sandbox_id: str) -> list[dict]:
+        return [json.loads(line) for line in
+                self.ok("export", "--sandbox", sandbox_id).splitlines()]
 
 
 def record(root: Path) -> IncidentLog:

@@ -17,7 +17,7 @@ from eventstore import StoreCorrupted
 
 from ..errors import OperationFailed, SandboxError
 from ..host import MountError
-from . import context, guestimage, history, oci, report, run
+from . import context, guestimage, history, oci, report, run, trace
 
 OK, FAILED, USAGE = 0, 1, 2
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.register(sub, common)
     report.register(sub, common)
     guestimage.register(sub, common)
+    trace.register(sub, common)
     agent = sub.add_parser("agent", help="the reference guest agent")
     agent_sub = agent.add_subparsers(dest="agent_cmd", metavar="serve", required=True)
     serve = agent_sub.add_parser("serve", help="run the guest agent (args: see --help)",

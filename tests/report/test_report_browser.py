@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from incident import CID, EXIT, SID, IncidentLog
-from playwright.sync_api import Browser, Page, Request, Route
+from playwright.sync_api import Browser, Locator, Page, Request, Route
 
 pytestmark = pytest.mark.root
 
@@ -62,16 +62,8 @@ def assert_same_ledger(page: Page, log: IncidentLog, position: int) -> dict[str,
     return audited
 
 
-def test_report_of_a_rolled_back_create_in_chromium(incident_log: IncidentLog, browser: Browser,
-                                                    tmp_path: Path) -> None:
-    log = incident_log
-    events = log.events()
-    html = tmp_path / "report.html"
-    out = log.sbx("report", SID, "-o", str(html))
-    assert out.returncode == 0, out.stderr
-    page, problems = open_report(browser, html)
-    sec = page.locator(SECTION)
-
+def assert_bars_and_marks(sec: Locator, events: list[dict]) -> None:
+    """The chart shows every operation, step run and compensation; the incident marked."""
     # One bar per operation, one per step run, one per compensation, as the log has them.
     count = {t: sum(e["type"] == t for e in events) for t in
              ("OperationStarted", "StepStarted", "StepCompensated")}
@@ -92,6 +84,20 @@ def test_report_of_a_rolled_back_create_in_chromium(incident_log: IncidentLog, b
     assert aborted.count() == 1 and f"create_container {CID}" in (aborted.text_content() or "")
     assert sec.locator("table.failures tr.failed").count() == 1
     assert sec.locator("table.failures tr.compensated").count() == 2
+
+
+def test_report_of_a_rolled_back_create_in_chromium(incident_log: IncidentLog, browser: Browser,
+                                                    tmp_path: Path) -> None:
+    log = incident_log
+    events = log.events()
+    html = tmp_path / "report.html"
+    out = log.sbx("report", SID, "-o", str(html))
+    assert out.returncode == 0, out.stderr
+    page, problems = open_report(browser, html)
+    sec = page.locator(SECTION)
+
+    assert_bars_and_marks(sec, events)
+    failed, aborted = sec.locator("rect.bar.step.failed"), sec.locator("text.label.aborted")
 
     # The exit and the verification status are shown.
     assert f"exited with status {EXIT}" in sec.locator("table.facts").inner_text()
