@@ -3,7 +3,9 @@
 A sandbox on the namespaces driver (root) whose first container create fails at the
 guest's CreateContainer (a fault plan inherited by the real guest agent) and rolls back;
 the second create succeeds, the container exits with status 3, and everything is
-stopped and deleted. The log is real: real guest agent, mounts, processes, LMDB.
+stopped and deleted. Then a second sandbox, CRASHED, whose `sbx run` is SIGKILLed with
+check_agent's intent durable; `sbx recover` rolls its start back; then it is deleted. The log
+is real: real guest agent, mounts, processes, LMDB.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sandbox_fsm.errors import OperationFailed
 from sandbox_fsm.spec import ContainerConfig, SandboxConfig
 
 SID, CID, EXIT = "incident", "web", 3
+CRASHED, CRASH_AT = "crashed", "check_agent:before"
 FAULT = [{"rpc": "CreateContainer", "nth": 1, "action": "error", "code": "INTERNAL"}]
 SBX = str(Path(sys.executable).parent / "sbx")
 
@@ -81,7 +84,13 @@ def record(root: Path) -> IncidentLog:
             rt.delete_sandbox(SID)
         finally:
             rt.close()
-    return IncidentLog(root)
+    log = IncidentLog(root)
+    killed = subprocess.run([SBX, "run", "--id", CRASHED, "--", "true"], capture_output=True,
+                            env={**log.env, "SBX_CRASH_AT": CRASH_AT}, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    log.ok("recover")                     # rolls the start back: the sandbox is created
+    log.ok("delete", "--force", CRASHED)
+    return log
 
 
 def incident_log(factory: pytest.TempPathFactory) -> Iterator[IncidentLog]:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from incident import CID, EXIT, SID, IncidentLog
+from incident import CID, CRASH_AT, CRASHED, EXIT, SID, IncidentLog
 from playwright.sync_api import Browser, Locator, Page, Request, Route
 
 pytestmark = pytest.mark.root
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.root
 SECTION = f"section[data-sandbox={SID}]"
 
 
-def open_report(browser: Browser, html: Path) -> tuple[Page, list[str]]:
+def open_report(browser: Browser, html: Path, sandbox: str = SID) -> tuple[Page, list[str]]:
     """The page, and a list that collects script errors and any network request made."""
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     problems: list[str] = []
@@ -34,7 +34,7 @@ def open_report(browser: Browser, html: Path) -> tuple[Page, list[str]]:
             route.continue_()
     page.route("**/*", no_network)
     page.goto(html.as_uri())
-    page.wait_for_selector(f"{SECTION} .at[data-position]:not([data-position=''])")
+    page.wait_for_selector(f"section[data-sandbox={sandbox}] .at:not([data-position=''])")
     return page, problems
 
 
@@ -130,5 +130,24 @@ def test_report_of_a_rolled_back_create_in_chromium(incident_log: IncidentLog, b
     sec.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+    assert problems == []
+    page.close()
+
+
+def test_recovery_after_a_kill_is_marked(incident_log: IncidentLog, browser: Browser,
+                                         tmp_path: Path) -> None:
+    """The killed start: check_agent left in doubt, recovery's compensations marked."""
+    events = incident_log.events_of(CRASHED)
+    html = tmp_path / "crashed.html"
+    incident_log.ok("report", CRASHED, "-o", str(html))
+    page, problems = open_report(browser, html, CRASHED)
+    sec = page.locator(f"section[data-sandbox={CRASHED}]")
+    doubt = sec.locator("rect.bar.step.indoubt")
+    assert doubt.count() == 1 and doubt.get_attribute("data-step") == CRASH_AT.split(":")[0]
+    undone = sec.locator("rect.bar.comp.recovery")
+    assert [undone.nth(i).get_attribute("data-step") for i in range(undone.count())] == [
+        e["data"]["step"] for e in events if e["type"] == "StepCompensated"]
+    assert "start_sandbox" in (sec.locator("text.label.recovery").text_content() or "")
+    assert sec.locator("table.failures tr.indoubt").count() == 1
     assert problems == []
     page.close()

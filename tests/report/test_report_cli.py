@@ -37,7 +37,7 @@ def test_report_against_an_anchor(incident_log: IncidentLog, tmp_path: Path) -> 
     assert out.returncode == 0, out.stderr
     html = page.read_text()
     assert 'data-anchored="true"' in html and "it matches" in html
-    assert html.count('class="sandbox"') == 1      # every sandbox in the log: just one
+    assert html.count('class="sandbox"') == 2      # every sandbox in the log
 
     position = json.loads(anchor.read_text())["position"]
     anchor.write_text(json.dumps({"position": position, "hash": "0" * 64}))

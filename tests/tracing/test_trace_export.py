@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Receiver
-from incident import CID, EXIT, SBX, SID, IncidentLog
+from incident import CID, CRASHED, EXIT, SBX, SID, IncidentLog
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 pytestmark = pytest.mark.root
@@ -120,3 +120,18 @@ def test_bad_input_and_an_absent_collector(incident_log: IncidentLog,
         assert words in out.stderr.strip().splitlines()[-1], out.stderr
         assert "Traceback" not in out.stderr
     assert receiver.spans() == []
+
+
+def test_a_start_killed_and_rolled_back_by_recovery(incident_log: IncidentLog,
+                                                   receiver: Receiver) -> None:
+    out = incident_log.sbx("trace", "export", CRASHED, "--otlp-endpoint", receiver.url)
+    assert out.returncode == 0, out.stderr
+    spans = receiver.spans()
+    (start,) = [s for s in spans if s.name == "startSandbox"]
+    assert attrs(start)["sbx.recovery"] is True and start.status.code == ERROR
+    steps = [s for s in spans if s.parent_span_id == start.span_id]
+    assert [(s.name, s.status.code) for s in steps] == [
+        ("startVM", OK), ("startProxy", OK), ("check", ERROR),
+        ("compensate startProxy", ERROR), ("compensate startVM", ERROR)]
+    assert "no outcome" in steps[2].status.message
+    assert all(attrs(s)["sbx.recovery"] is True for s in steps[3:])
