@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit
-from .names import Ev
+from .names import Ev, Op
 
-RECOVERY_OPERATIONS = frozenset({"release_lost_sandbox"})
+RECOVERY_OPERATIONS = frozenset({Op.RELEASE_LOST_SANDBOX})
 FACT_KINDS = {Ev.PROCESS_EXITED: "exit", Ev.CONTAINER_OOM_KILLED: "oom", Ev.SANDBOX_LOST: "lost",
               Ev.RESOURCES_RELEASED: "released"}
 

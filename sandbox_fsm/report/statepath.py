@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 from ..audit import Transition
-from ..machines import KINDS, STATES
+from ..machines import INTERNAL, KINDS, STATES
 
 BOX_W, BOX_H, GAP, TOP = 92, 30, 34, 96
 STEP = BOX_W + GAP
@@ -43,7 +43,8 @@ def _lift(src: str, dest: str, taken: bool) -> float:
 
 def state_path_svg(kind: str, taken: Sequence[Transition]) -> str:
     """`<svg>` of the `kind` machine with `taken` marked (numbered in order)."""
-    allowed = set(KINDS[kind].edges())
+    # The runtime's own edges (fail, lost) are drawn only when taken: they go everywhere.
+    allowed = {e for e in KINDS[kind].edges() if e[1] not in INTERNAL}
     numbers: dict[tuple[str, str, str], list[int]] = {}
     for n, t in enumerate(taken, 1):
         numbers.setdefault((t.source, t.trigger, t.dest), []).append(n)

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from ..errors import InvalidRequest, SandboxError
+from ..names import Ev, Op
 from .spans import SandboxTrace
 
 BATCH = 512                    # spans per ExportTraceServiceRequest (well under 4 MiB)
@@ -102,12 +103,12 @@ def follow(store: Any, wanted: set[str] | None, res: Resource,
                 (wanted is not None and sandbox_id not in wanted):
             continue
         seen[sandbox_id] = event
-        if event.type not in ("OperationCompleted", "OperationAborted"):
+        if event.type not in (Ev.OPERATION_COMPLETED, Ev.OPERATION_ABORTED):
             continue
         trace = _trace(store, event, sandbox_id, res)
         op = next(o for o in trace.life.operations if o.op == event.data["op"])
         spans = trace.operation_spans(op)
-        if op.operation == "delete_sandbox" and op.status == "completed":
+        if op.operation == Op.DELETE_SANDBOX and op.status == "completed":
             spans.append(trace.sandbox_span())
             seen.pop(sandbox_id)
         send(spans)

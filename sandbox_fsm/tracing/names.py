@@ -13,19 +13,21 @@ carry ours.
 
 from __future__ import annotations
 
+from ..names import Op
+
 OPERATIONS = {
-    "create_sandbox": "createSandbox",
-    "start_sandbox": "startSandbox",
-    "stop_sandbox": "stopSandbox",
-    "delete_sandbox": "deleteSandbox",
-    "pause_sandbox": "pauseSandbox",
-    "resume_sandbox": "resumeSandbox",
-    "create_container": "createContainer",
-    "start_container": "startContainer",
-    "stop_container": "stopContainer",
-    "delete_container": "deleteContainer",
-    "kill": "kill",
-    "exec": "exec",
+    Op.CREATE_SANDBOX: "createSandbox",
+    Op.START_SANDBOX: "startSandbox",
+    Op.STOP_SANDBOX: "stopSandbox",
+    Op.DELETE_SANDBOX: "deleteSandbox",
+    Op.PAUSE_SANDBOX: "pauseSandbox",
+    Op.RESUME_SANDBOX: "resumeSandbox",
+    Op.CREATE_CONTAINER: "createContainer",
+    Op.START_CONTAINER: "startContainer",
+    Op.STOP_CONTAINER: "stopContainer",
+    Op.DELETE_CONTAINER: "deleteContainer",
+    Op.KILL: "kill",
+    Op.EXEC: "exec",
 }
 
 STEPS = {
