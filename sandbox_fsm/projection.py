@@ -107,14 +107,14 @@ def _finished(s: SandboxState, data: dict, completed: bool) -> None:
         s.state = state
         if completed and op.get("operation") in TEARDOWN_STATES:
             for c in s.containers.values():
-                if c.state != "deleted":
+                if c.state != State.DELETED:
                     c.state = TEARDOWN_STATES[op["operation"]]
     elif completed and op.get("operation") == Op.CREATE_CONTAINER:
         s.containers[cid] = ContainerState(
             id=cid, state=state, config=(op.get("params") or {}).get("config") or {})
     elif cid in s.containers:
         s.containers[cid].state = state
-    elif state == "failed":
+    elif state == State.FAILED:
         s.containers[cid] = ContainerState(
             id=cid, state=state, config=(op.get("params") or {}).get("config") or {})
     s.operation = None

@@ -151,7 +151,7 @@ def remove(rt: Runtime, sid: str) -> None:
         for cid, c in state.containers.items():
             if c.state in (State.CREATED, State.RUNNING, State.PAUSED, State.FAILED):
                 rt.stop_container(sid, cid)
-            if c.state != "deleted":
+            if c.state != State.DELETED:
                 rt.delete_container(sid, cid)
         if rt.state(sid).state not in ABSENT:
             rt.delete_sandbox(sid, force=True)

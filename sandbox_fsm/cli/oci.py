@@ -155,7 +155,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
                                  "(kill it first, or use --force)")
         context.remove(rt, args.id)
         final = rt.state(args.id)
-        if final.state != "deleted":
+        if final.state != State.DELETED:
             raise SandboxError(f"sandbox {args.id!r} was not deleted: it is {final.state}; "
                                f"still held: {', '.join(final.held()) or 'nothing'}")
     return 0
