@@ -255,6 +255,11 @@ def _fill(msg: Message, data: Any, path: str) -> None:
             raise ValueError(f"OCI spec {where}: {exc}") from exc
 
 
+WIRE_LIMIT = 4 * 1024 * 1024
+"""gRPC's default limit on a received message, which the agent keeps: a CreateContainer
+request larger than this never reaches it."""
+
+
 def oci_spec_to_proto(spec: Mapping[str, Any]) -> Any:
     """A runtime-spec config.json dict -> m.oci.Spec (ValueError names the bad field)."""
     msg = m.oci.Spec()

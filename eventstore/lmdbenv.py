@@ -106,6 +106,10 @@ class Env:
             except lmdb.MapFullError:
                 txn.abort()
                 self.grow()
+            except lmdb.Error as exc:    # disk full, I/O error: the caller learns it plainly
+                txn.abort()
+                raise EventStoreError(f"cannot write to the event store at {self.path!r}: "
+                                      f"{exc}") from exc
             except BaseException:
                 txn.abort()
                 raise

@@ -17,6 +17,9 @@ from .errors import InvalidRequest
 from .spec import ContainerConfig, Mount, SandboxConfig
 
 BUNDLE_ANNOTATION = "io.katacontainers.pkg.oci.bundle_path"   # where kata keeps it too
+RESERVED_ANNOTATIONS = ("io.sbx.", BUNDLE_ANNOTATION)
+"""Annotations `sbx` itself sets and acts on (a run's owner): never taken from a bundle."""
+MAX_CONFIG_BYTES = 16 * 1024 * 1024   # far above what the agent protocol can carry
 
 
 def load_bundle(bundle: str | os.PathLike[str], container_id: str
@@ -28,6 +31,9 @@ def load_bundle(bundle: str | os.PathLike[str], container_id: str
     path = os.path.join(root, "config.json")
     try:
         with open(path, encoding="utf-8") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_CONFIG_BYTES:
+                raise InvalidRequest(f"{path!r} is {size} bytes; limit {MAX_CONFIG_BYTES}")
             spec = json.load(f)
     except FileNotFoundError:
         raise InvalidRequest(f"bundle {root!r} has no config.json") from None
@@ -47,7 +53,7 @@ def configs_from_spec(spec: Any, bundle: str, container_id: str, *, where: str
     args = process.get("args")
     if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
         raise InvalidRequest(f"{where}: process.args must be a non-empty list of strings")
-    annotations = _field(spec, "annotations", dict, where, {})
+    annotations = _annotations(spec, where)
     hostname = _field(spec, "hostname", str, where, "")
     container = ContainerConfig(
         id=container_id, args=tuple(args), env=_env(process, where),
@@ -55,12 +61,25 @@ def configs_from_spec(spec: Any, bundle: str, container_id: str, *, where: str
         user=_user(process, where), rootfs=_rootfs(spec, bundle, where),
         mounts=_binds(spec, bundle, where),
         terminal=bool(process.get("terminal", False)), hostname=hostname,
-        annotations={str(k): str(v) for k, v in annotations.items()},
+        annotations=annotations,
         oci={k: v for k, v in spec.items() if k in ("ociVersion", "linux")})
+    # The sandbox needs only the mounts (its DNS file); `linux` is kept once, with the
+    # container, and everything is validated before either config is used.
     sandbox = SandboxConfig(id=container_id, hostname=hostname,
                             annotations={**container.annotations, BUNDLE_ANNOTATION: bundle},
-                            oci=spec)
+                            oci={"mounts": spec["mounts"]} if "mounts" in spec else None)
     return sandbox.validated(), container.validated()
+
+
+def _annotations(spec: dict, where: str) -> dict[str, str]:
+    annotations = _field(spec, "annotations", dict, where, {})
+    for key, value in annotations.items():
+        if not isinstance(value, str):
+            raise InvalidRequest(f"{where}: annotation {key!r} must be a string, "
+                                 f"got {type(value).__name__}")
+        if key.startswith(RESERVED_ANNOTATIONS):
+            raise InvalidRequest(f"{where}: annotation {key!r} is reserved for sbx itself")
+    return dict(annotations)
 
 
 def _field(d: dict, key: str, kind: type, where: str, default: Any = ..., *,

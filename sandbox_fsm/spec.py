@@ -18,6 +18,13 @@ from .guestspec.blockdev import BlockDevice
 from .host import InvalidId, validate_id
 
 NETWORK_KEYS = ("interfaces", "routes", "neighbors")
+WIRE_HEADROOM = 64 * 1024   # room in a CreateContainer request for storages and devices
+
+
+def _no_nul(text: str, what: str) -> None:
+    """NUL cannot reach an exec'd program (argv, env and paths are C strings)."""
+    if "\0" in text:
+        raise InvalidRequest(f"{what} {text[:60]!r} contains a NUL byte")
 
 
 @dataclass(frozen=True)
@@ -87,9 +94,12 @@ class ContainerConfig:
         _check_id(self.id, "container id")
         if not self.args or not all(isinstance(a, str) for a in self.args):
             raise InvalidRequest(f"container {self.id!r}: args must be a non-empty list of strings")
-        for key in self.env:
+        for key, value in self.env.items():
             if not key or "=" in key or "\0" in key:
                 raise InvalidRequest(f"container {self.id!r}: bad environment name {key!r}")
+            _no_nul(value, f"container {self.id!r}: environment {key}")
+        for text, what in ((self.cwd, "cwd"), *((a, "args") for a in self.args)):
+            _no_nul(text, f"container {self.id!r}: {what}")
         try:
             convert.oci_user(self.user)
         except ValueError as exc:
@@ -108,7 +118,26 @@ class ContainerConfig:
             self.drives()
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"container {self.id!r}: {exc}") from exc
+        self._check_wire()
         return self
+
+    def _check_wire(self) -> None:
+        """Refuse now what CreateContainer could not carry, or what its OCI spec cannot
+        hold (a malformed `linux`, `ociVersion: 2`), before any event is written."""
+        try:
+            convert.oci_spec_to_proto(self.oci or {})
+            size = convert.oci_spec_to_proto({
+                **(self.oci or {}), "hostname": self.hostname, "annotations": self.annotations,
+                "process": {"args": list(self.args), "env": convert.env_list(self.env),
+                            "cwd": self.cwd},
+                "mounts": [{"source": m.source, "destination": m.destination, "type": m.type,
+                            "options": list(m.options)} for m in self.mounts]}).ByteSize()
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"container {self.id!r}: {exc}") from None
+        if size > convert.WIRE_LIMIT - WIRE_HEADROOM:
+            raise InvalidRequest(
+                f"container {self.id!r}: its OCI spec is {size} bytes on the wire; the agent "
+                f"protocol carries at most {convert.WIRE_LIMIT - WIRE_HEADROOM}")
 
     def drives(self) -> tuple[BlockDevice | None, list[tuple[BlockDevice, str]],
                               list[tuple[BlockDevice, str]]]:

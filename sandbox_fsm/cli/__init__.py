@@ -12,22 +12,32 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
-from eventstore import StoreCorrupted
+from eventstore import EventStoreError, StoreCorrupted
 
 from ..errors import OperationFailed, SandboxError
 from ..host import MountError
 from . import context, guestimage, history, oci, report, run, trace
 
 OK, FAILED, USAGE = 0, 1, 2
+HOST_REFUSALS = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
+"""What the host can refuse us (read-only or full file system): a failure, not a bug."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr and exit 2, like every other error of `sbx`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"sbx: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     state_dir, runtime_dir = context.default_dirs()
     # Global options are accepted before and after the command; the subcommands' copies
     # default to SUPPRESS so they do not overwrite what was given before the command.
-    common = argparse.ArgumentParser(add_help=False)
-    top = argparse.ArgumentParser(
+    common = OneLineParser(add_help=False)
+    top = OneLineParser(
         prog="sbx", description="Crash-safe lifecycle of VM-style sandboxes, with an audit "
         "log. Exit codes: 0 ok, 1 failed (rolled back), 2 bad input, 3 conflict, "
         "4 not found.")
@@ -73,12 +83,29 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return exc.exit_code, str(exc)
     if isinstance(exc, StoreCorrupted):
         return FAILED, f"the event log is damaged: {exc}"
+    if isinstance(exc, EventStoreError):
+        return FAILED, str(exc)
+    if isinstance(exc, OSError) and exc.errno in HOST_REFUSALS:
+        return FAILED, f"{exc.strerror}: {exc.filename!r}" if exc.filename else str(exc)
     return FAILED, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str]
+          ) -> tuple[argparse.Namespace, list[str]]:
+    """For `run` and `exec`, everything after the first `--` is the command, so options
+    may come after the id (`sbx exec ID -u 1000 -- CMD`); other commands parse as is."""
+    if "--" in argv:
+        cut = list(argv).index("--")
+        args, rest = parser.parse_known_args(argv[:cut])
+        if getattr(args, "command", None) == []:
+            args.command = list(argv[cut + 1:])
+            return args, rest
+    return parser.parse_known_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
+    args, rest = parse(parser, sys.argv[1:] if argv is None else argv)
     if args.func is cmd_agent_serve:
         args.agent_args = rest          # everything after `agent serve` is the agent's
     elif rest:

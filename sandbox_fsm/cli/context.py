@@ -141,8 +141,9 @@ def reap_orphans(rt: Runtime) -> None:
         remove(rt, sid)
 
 
-def remove(rt: Runtime, sid: str) -> None:
-    """Stop and delete whatever of the sandbox exists; report (not raise) what fails."""
+def remove(rt: Runtime, sid: str, *, strict: bool = False) -> None:
+    """Stop and delete whatever of the sandbox exists; report (not raise) what fails,
+    unless `strict` (`sbx delete`: a sandbox busy elsewhere is a conflict, exit 3)."""
     try:
         state = rt.state(sid)
     except NotFound:
@@ -156,4 +157,6 @@ def remove(rt: Runtime, sid: str) -> None:
         if rt.state(sid).state not in ABSENT:
             rt.delete_sandbox(sid, force=True)
     except SandboxError as exc:
+        if strict:
+            raise
         print(f"sbx: error: cleaning up sandbox {sid!r}: {exc}", file=sys.stderr)

@@ -148,6 +148,8 @@ def cmd_log(args: argparse.Namespace) -> int:
     path = context.events_path(args)
     if not args.follow:
         with context.reader(args) as rt:
+            if args.sandbox:      # as `export --sandbox`: an unknown sandbox is not found
+                context.need(rt, args.sandbox, args).state(args.sandbox)
             for event in rt.store.read_all(args.from_position, types=args.types) if rt else ():
                 _show(event, args)
         return 0
@@ -254,11 +256,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_diagram(args: argparse.Namespace) -> int:
     taken: list[audit.Transition] = []
+    if args.container and not (args.sandbox and args.kind == "container"):
+        raise InvalidRequest("--container goes with `diagram container --sandbox ID`")
     if args.sandbox:
         with context.reader(args) as rt:
             events = context.need(rt, args.sandbox, args).events(args.sandbox)
-        taken = audit.path_taken(events, args.kind, args.container or args.sandbox)
-    elif args.container:
-        raise InvalidRequest("--container needs --sandbox ID")
+        cid = args.container or args.sandbox
+        if args.kind == "container" and not any(
+                e.type == "OperationStarted" and e.data.get("container") == cid for e in events):
+            raise NotFound(f"sandbox {args.sandbox!r} never had a container {cid!r}")
+        taken = audit.path_taken(events, args.kind, cid)
     sys.stdout.write(audit.diagram(args.kind, taken))
     return 0

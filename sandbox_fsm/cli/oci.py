@@ -4,6 +4,7 @@ container with the same id (kata's single-container pod)."""
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from ..state import SandboxState
 from . import context
 
 OCI_VERSION = "1.0.2"
+MAX_INTERVAL = 86400.0   # a day between stats; more overflows timers
 EXIT_GRACE = 1.0      # how long `delete` waits to learn that a killed process has exited
 
 
@@ -55,7 +57,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add("list", cmd_list, "list sandboxes")
     p = add("events", cmd_events, "stats and OOM events as JSON lines")
     p.add_argument("id", type=context.sandbox_id)
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between stats")
+    p.add_argument("--interval", type=interval, default=5.0,
+                   help=f"seconds between stats (over 0, at most {MAX_INTERVAL:g})")
     p = add("recover", cmd_recover, "finish interrupted operations; release lost resources")
     p.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
@@ -82,7 +85,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         try:
             rt.start_sandbox(args.id)
             rt.create_container(args.id, container)
-        except SandboxError:
+        except BaseException:      # whatever failed, leave no sandbox behind
             context.remove(rt, args.id)
             raise
     return 0
@@ -153,7 +156,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 and not _exited(rt, args.id, args.id):
             raise InvalidRequest(f"cannot delete {args.id!r}: its process is still running "
                                  "(kill it first, or use --force)")
-        context.remove(rt, args.id)
+        context.remove(rt, args.id, strict=True)
         final = rt.state(args.id)
         if final.state != State.DELETED:
             raise SandboxError(f"sandbox {args.id!r} was not deleted: it is {final.state}; "
@@ -200,10 +203,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def interval(text: str) -> float:
+    """argparse type: a finite number of seconds in (0, MAX_INTERVAL] (nan, inf refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_INTERVAL:          # also false for nan
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds over 0, "
+                                         f"at most {MAX_INTERVAL:g}")
+    return value
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     """Stats every --interval (each query is an operation in the log) and OOM events."""
-    if args.interval <= 0:
-        raise InvalidRequest(f"--interval {args.interval}: must be > 0 seconds")
     with context.writer(args) as rt:
         client = rt.agent_for(rt.state(args.id))
         stop = threading.Event()

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     p.add_argument("-i", "--interactive", action="store_true", help="forward our stdin")
     p.add_argument("--keep", action="store_true", help="leave the sandbox when done")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    p.add_argument("command", nargs="*", help="-- CMD ARGS...")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("exec", parents=[common], help="run another process in a container")
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
     p.add_argument("--workdir", "-w", metavar="DIR")
     p.add_argument("--user", "-u", metavar="UID[:GID]")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    p.add_argument("command", nargs="*", help="-- CMD ARGS...")
     p.set_defaults(func=cmd_exec)
 
 
@@ -133,6 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_exec(args: argparse.Namespace) -> int:
     cmd = command_of(args)
     env = parse_env(args.env)
+    # the same checks as a container's process, before anything is written
+    ContainerConfig(id=args.id, args=tuple(cmd), env=env, cwd=args.workdir or "/",
+                    user=args.user or "0:0").validated()
     with context.writer(args) as rt, SignalGate() as gate:
         exec_id = rt.exec(args.id, args.id, cmd, env={**DEFAULT_ENV, **env} if env else None,
                           cwd=args.workdir, user=args.user, terminal=args.tty)
