@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write_bundle
 
 BIG = "x" * (5 * 1024 * 1024)
 BAD = {
@@ -47,26 +46,26 @@ def _refused(sbx, bundle: Path, message: str) -> None:
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_bundle_is_refused_before_anything_is_written(base, tmp_path: Path,
+def test_bad_bundle_is_refused_before_anything_is_written(base, make_bundle,
                                                           case: str) -> None:
     extra, message = BAD[case]
-    bundle = write_bundle(tmp_path / "bundle", ["sleep", "30"])
+    bundle = make_bundle(["sleep", "30"])
     config = json.loads((bundle / "config.json").read_text())
     config.update(extra)
     (bundle / "config.json").write_text(json.dumps(config))
     _refused(base, bundle, message)
 
 
-def test_huge_config_json_is_refused_unread(base, tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path / "bundle", ["true"])
+def test_huge_config_json_is_refused_unread(base, make_bundle) -> None:
+    bundle = make_bundle(["true"])
     with open(bundle / "config.json", "r+") as f:
         f.truncate(100 * 1024 * 1024)
     _refused(base, bundle, "limit")
 
 
-def test_a_bundle_spec_is_stored_once(base, tmp_path: Path) -> None:
+def test_a_bundle_spec_is_not_stored_three_times(base, make_bundle) -> None:
     marker = "m" * (512 * 1024)
-    bundle = write_bundle(tmp_path / "bundle", ["true"], linux={"sysctl": {"k": marker}})
+    bundle = make_bundle(["true"], linux={"sysctl": {"k": marker}})
     before = (base.root / "state" / "events" / "data.mdb").stat().st_size
     base.ok("create", "once", "--bundle", str(bundle))
     base.ok("delete", "--force", "once")

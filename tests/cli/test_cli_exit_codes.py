@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+SBX = str(Path(sys.executable).parent / "sbx")
+
 
 @pytest.fixture(scope="module")
 def host(module_sbx, tmp_path_factory):
-    from conftest import write_bundle
-    bundle = write_bundle(tmp_path_factory.mktemp("b") / "bundle", ["sleep", "300"])
+    bundle = tmp_path_factory.mktemp("bundle")
+    (bundle / "rootfs").mkdir()
+    (bundle / "config.json").write_text(json.dumps({
+        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+        "process": {"args": ["sleep", "300"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]}}))
     module_sbx.ok("create", "host", "--bundle", str(bundle))
     module_sbx.ok("start", "host")
     yield module_sbx
@@ -92,7 +98,7 @@ def test_delete_while_another_sbx_creates_is_a_conflict(sbx, make_bundle) -> Non
     faults = json.dumps([{"rpc": "CreateContainer", "nth": 1, "action": "delay",
                           "seconds": 4}])
     bundle = make_bundle(["sleep", "30"])
-    creating = subprocess.Popen([*sbx_cmd(sbx), "create", "race", "--bundle", str(bundle)],
+    creating = subprocess.Popen([SBX, "create", "race", "--bundle", str(bundle)],
                                 env={**sbx.env, "SBX_AGENT_FAULTS": faults},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sbx.procs.append(creating)
@@ -105,7 +111,3 @@ def test_delete_while_another_sbx_creates_is_a_conflict(sbx, make_bundle) -> Non
     assert creating.wait(30) == 0, creating.stderr.read() if creating.stderr else ""
     sbx.ok("delete", "--force", "race")
 
-
-def sbx_cmd(sbx) -> list[str]:
-    from conftest import SBX
-    return [SBX]
