@@ -37,14 +37,14 @@ def oci_user(
     additional_gids: Iterable[int | str] = (),
     username: str = "",
 ) -> Any:
-    """``"uid[:gid]"`` -> m.oci.User. Without a gid in the string, ``primary_gid`` (the
-    user's primary group, e.g. from the image's /etc/passwd) is used, else 0."""
+    """``"uid[:gid]"`` -> m.oci.User. An explicit ``primary_gid`` (the seed's
+    ``cmd.PrimaryGroup``) wins over the gid in the string, as in the seed's
+    ``cmdToKataProcess``; with neither, the gid is 0."""
     uid_text, sep, gid_text = user.partition(":")
     uid = _id(uid_text, f"uid in user {user!r}")
-    if sep:
-        gid = _id(gid_text, f"gid in user {user!r}")
-    else:
-        gid = _id(primary_gid if primary_gid is not None else 0, "primary gid")
+    gid = _id(gid_text, f"gid in user {user!r}") if sep else 0
+    if primary_gid is not None:
+        gid = _id(primary_gid, "primary gid")
     extra = [_id(g, f"supplementary gid in user {user!r}") for g in additional_gids]
     return m.oci.User(UID=uid, GID=gid, AdditionalGids=extra, Username=username)
 

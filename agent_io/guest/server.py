@@ -14,15 +14,13 @@ import grpc
 
 from agent_io.faults import FaultPlan
 from agent_io.guest import syscalls, vmport
+from agent_io.guest.admission import WORKERS, BlockingAdmission
 from agent_io.guest.health import HealthServicer
 from agent_io.guest.paths import GuestPaths
 from agent_io.guest.servicer import AgentServicer
 from protos import agent_pb2_grpc, health_pb2_grpc
 
 log = logging.getLogger("agent_io.guest")
-
-# WaitProcess, ReadStdout/ReadStderr and GetOOMEvent block: leave room for many of them.
-WORKERS = 128
 
 
 class ListenError(ValueError):
@@ -78,8 +76,9 @@ def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
     owns_machine = namespaced or bool(vm_port)
     agent = AgentServicer(GuestPaths(guest_dir, shared_dir), may_mount=root and owns_machine,
                           own_uts=owns_machine)
+    interceptors = [BlockingAdmission(), *([plan.server_interceptor()] if plan else [])]
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rpc"),
-                         interceptors=[plan.server_interceptor()] if plan else [])
+                         interceptors=interceptors)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent, server)
     health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
     old_umask = os.umask(0o177)  # the socket is born 0600

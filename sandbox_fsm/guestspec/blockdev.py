@@ -6,7 +6,9 @@ Which address the agent needs depends on the sandbox's block device driver.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agent_io import messages as m
 from sandbox_fsm.config import BLOCK_DEVICE_DRIVERS
@@ -74,19 +76,28 @@ def rootfs_storage(driver: str, dev: BlockDevice, mount_point: str, *,
     )
 
 
-def block_volume_storage(driver: str, dev: BlockDevice, destination: str) -> m.agent.Storage:
-    """The Storage for a volume backed by a drive; pmem mounts with dax, others bind."""
+def block_volume_storage(driver: str, dev: BlockDevice, destination: str,
+                         mount: Mapping[str, Any] | None = None) -> m.agent.Storage:
+    """The Storage for a volume backed by a drive (the seed's handleDeviceBlockVolume).
+
+    pmem mounts its filesystem with dax; a vhost-user drive is a plain bind. Any other
+    drive is a raw block volume: its device node is bound in with the OCI mount's own
+    type and options (so a `ro` mount stays read-only); as in the seed, such a drive's
+    fstype is not used, and a pmem drive without one takes the mount's type too.
+    """
+    if dev.vhost_user:
+        return m.agent.Storage(driver="blk", source=dev.pci_path, fstype="bind",
+                               options=["bind"], mount_point=destination)
     if dev.pmem:
         agent_type, source, fstype, options = "nvdimm", dev.pmem_path, dev.fstype, ["dax"]
-    elif dev.vhost_user:
-        agent_type, source, fstype, options = "blk", dev.pci_path, "", []
     else:
         (agent_type, source), fstype, options = _address(driver, dev), "", []
+    mount = mount or {}
     return m.agent.Storage(
         driver=agent_type,
         source=source,
-        fstype=fstype or "bind",
-        options=options or ["bind"],
+        fstype=fstype or str(mount.get("type") or ""),
+        options=options or [str(o) for o in mount.get("options") or ()],
         mount_point=destination,
     )
 

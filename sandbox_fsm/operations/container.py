@@ -227,8 +227,9 @@ def guest_request(cfg: ContainerConfig, conf: RuntimeConfig, sandbox_id: str,
     resources = ((cfg.oci or {}).get("linux") or {}).get("resources") or {}
     mounts, hugepages = hugepage_storages(mounts, resources.get("hugepageLimits") or ())
     mounts, local = local_storages(mounts, sandbox_id)
+    at = {mnt.get("destination"): mnt for mnt in mounts}
     mounts, drives = relocate_block_volumes(mounts, [
-        block_volume_storage(driver, dev, dest) for dev, dest in block_volumes])
+        block_volume_storage(driver, dev, dest, at.get(dest)) for dev, dest in block_volumes])
     mounts = replace_mount_sources(mounts, volumes)
     mounts = remove_ignored_mounts(mounts, _ignored_sources(cfg))
     spec, sandbox_pidns = constrain_spec(

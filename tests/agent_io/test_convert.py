@@ -40,6 +40,9 @@ def test_user_with_uid_and_gid() -> None:
 
 def test_user_without_gid_takes_the_primary_group() -> None:
     assert oci_user("1000", primary_gid=1000).GID == 1000
+    # the seed's cmdToKataProcess: an explicit primary group wins over the gid in the string
+    assert oci_user("1000:2000", primary_gid=1000).GID == 1000
+    assert oci_user("1000:2000").GID == 2000
     assert oci_user("0").GID == 0
     assert oci_user(str(2**32 - 1)).UID == 2**32 - 1
 

@@ -51,10 +51,27 @@ def test_unknown_driver_names_the_device_and_valid_drivers():
         container_device("ide", DRIVE, "/dev/xvda")
 
 
-def test_block_volume_binds_by_default():
-    s = block_volume_storage("virtio-scsi", DRIVE, "/data")
-    assert (s.driver, s.source, s.fstype, s.mount_point) == ("scsi", "0:0", "bind", "/data")
-    assert list(s.options) == ["bind"]
+@pytest.mark.parametrize(("driver", "drive", "mount", "expected"), [
+    # the seed's TestHandleDeviceBlockVolume vectors (kata_agent_test.go)
+    ("virtio-blk-ccw", BlockDevice(id="d", devno="0.0.0005"), {"type": "bind", "options": ["ro"]},
+     ("blk-ccw", "0.0.0005", "bind", ["ro"])),
+    ("virtio-blk", BlockDevice(id="d", pci_path="02/01", virt_path="/dev/vdb"), {},
+     ("blk", "02/01", "", [])),
+    ("virtio-blk", BlockDevice(id="d", virt_path="/dev/vdb"), None, ("blk", "/dev/vdb", "", [])),
+    ("virtio-mmio", BlockDevice(id="d", virt_path="/dev/vdb"), None,
+     ("mmioblk", "/dev/vdb", "", [])),
+    ("virtio-scsi", BlockDevice(id="d", scsi_addr="0:0"), None, ("scsi", "0:0", "", [])),
+    # a drive's own fstype is the seed's only for pmem; the mount's type and options win
+    ("virtio-scsi", BlockDevice(id="d", scsi_addr="0:0", fstype="ext4"),
+     {"type": "bind", "options": ["rbind", "ro"]}, ("scsi", "0:0", "bind", ["rbind", "ro"])),
+    ("virtio-scsi", BlockDevice(id="p", nvdimm_id="2", pmem=True), {"type": "ext4"},
+     ("nvdimm", "/dev/pmem2", "ext4", ["dax"])),
+])
+def test_block_volume_takes_type_and_options_from_its_mount_as_the_seed(driver, drive, mount,
+                                                                        expected):
+    s = block_volume_storage(driver, drive, "/data", mount)
+    assert (s.driver, s.source, s.fstype, list(s.options)) == expected
+    assert s.mount_point == "/data"
 
 
 def test_pmem_volume_mounts_with_dax_whatever_the_driver():

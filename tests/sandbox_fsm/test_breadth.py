@@ -184,7 +184,7 @@ def test_block_devices_and_constraints_reach_create_container(open_rt):
                      "resources": {"cpu": {"shares": 512, "cpus": "0-1"}}}}
     rt.create_container(SID, ContainerConfig(
         "c1", args=("true",), env={"KATA_AGENT_PIDNS": "true"}, oci=oci,
-        mounts=(Mount("/var/lib/x", "/blk"),),
+        mounts=(Mount("/var/lib/x", "/blk", readonly=True),),
         rootfs_device={"id": "root", "scsi_addr": "0:0", "fstype": "xfs"},
         devices=({"id": "d1", "scsi_addr": "0:1", "container_path": "/dev/sdb"},),
         block_volumes=({"id": "v1", "scsi_addr": "0:2", "destination": "/blk"},)))
@@ -196,6 +196,9 @@ def test_block_devices_and_constraints_reach_create_container(open_rt):
     assert [(s["driver"], s["source"]) for s in args["storages"]] == [
         ("scsi", "0:0"), ("scsi", "0:2")]
     assert args["storages"][0]["options"] == ["nouuid"]
+    # a raw block volume keeps its mount's type and options, `ro` included (the seed's rule)
+    assert (args["storages"][1]["fstype"], args["storages"][1]["options"]) == (
+        "bind", ["rbind", "ro"])
     assert [d["container_path"] for d in args["devices"]] == ["/dev/sdb", "/blk"]
     created = next(e.data for e in rt.events(SID) if e.type == "ContainerCreated")
     assert created["sandbox_pidns"] is True and created["agent_pidns"] is False
