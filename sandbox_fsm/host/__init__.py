@@ -6,7 +6,7 @@ repeat, and "already gone" is success, so compensations and recovery can call th
 
 from typing import Any
 
-from .discover import find_by_cmdline
+from .discover import find_by_argv, find_by_cmdline
 from .hostview import HostView, plan_host_view
 from .layout import (
     ID_PATTERN,
@@ -58,6 +58,7 @@ __all__ = [
     "bind_mount",
     "check_socket_dir",
     "ensure_private_dir",
+    "find_by_argv",
     "find_by_cmdline",
     "HostView",
     "plan_host_view",

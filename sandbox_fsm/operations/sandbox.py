@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 
@@ -86,6 +87,7 @@ def _plan_vm(ctx: OpContext) -> dict:
         supports_fs_sharing=conf.hypervisor.supports_fs_sharing)
     trace = trace_settings(conf.agent.trace, conf.agent.trace_mode, conf.agent.trace_type)
     return {"argv": argv, "socket": str(lay.agent_socket), "log": str(lay.log_dir / "guest.log"),
+            "planned_at": time.time(),
             "kernel_params": params, "disable_vm_shutdown": trace.disable_vm_shutdown,
             "devices": [{"type": type(d).__name__, **asdict(d)} for d in devices]}
 
@@ -132,7 +134,8 @@ def _stop_process(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     outcome was never recorded, by the unique socket path on its command line."""
     acquired = (outcome or {}).get("acquired") or ()
     idents = ([identity(r) for r in acquired] if acquired
-              else host.find_by_cmdline(args["socket"]))
+              else host.find_by_argv(args["socket"], f"unix:{args['socket']}",
+                                     started_after=args.get("planned_at")))
     _end_processes(ctx, idents, args["socket"])
 
 
@@ -143,7 +146,8 @@ def _stop_vm_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
 def _plan_proxy(ctx: OpContext) -> dict:
     lay = ctx.layout
     return {"type": ctx.host.config.proxy.type, "socket": str(lay.proxy_socket),
-            "target": str(lay.agent_socket), "log": str(lay.log_dir / "proxy.log")}
+            "target": str(lay.agent_socket), "log": str(lay.log_dir / "proxy.log"),
+            "planned_at": time.time()}
 
 
 def _start_proxy(ctx: OpContext, args: dict) -> dict:
