@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .names import State
+from .names import STARTED, State
 from .saga import StepRecord
 
 
@@ -20,6 +20,14 @@ class ContainerState:
     config: dict = field(default_factory=dict)
     processes: dict[str, dict] = field(default_factory=dict)   # exec id -> {"status": ...}
     exit_status: int | None = None
+
+    @property
+    def status(self) -> str:
+        """What every view shows (`sbx state`, `sbx list`, the OCI state): `stopped` once
+        the container's own process has exited, though no stop operation ran yet."""
+        if self.exit_status is not None and self.state in STARTED:
+            return State.STOPPED
+        return self.state
 
 
 @dataclass

@@ -109,7 +109,7 @@ def describe_state(state: SandboxState) -> str:
                    f"steps done: {', '.join(done) or 'none'}"
                    + ("; compensating" if op.get("compensating") else ""))
     for cid, c in state.containers.items():
-        out.append(f"container {cid}: {c.state}"
+        out.append(f"container {cid}: {c.status}"
                    + ("" if c.exit_status is None else f" (exit {c.exit_status})"))
     out.append("resource ledger:" if state.ledger else "resource ledger: empty")
     if state.ledger:

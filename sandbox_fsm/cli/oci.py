@@ -100,9 +100,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 def oci_state(state: SandboxState, cid: str) -> dict[str, Any]:
     """The OCI runtime-spec state of container `cid` as the log says it is."""
     c = state.containers.get(cid)
-    status = c.state if c else state.state
-    if c is not None and c.exit_status is not None and status in STARTED:
-        status = State.STOPPED
+    status = c.status if c else state.state
     if status not in (State.CREATED, State.RUNNING, State.PAUSED, State.STOPPED):
         status = State.STOPPED
     annotations = dict(state.config.get("annotations") or {})
@@ -191,7 +189,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             assert rt is not None
             first = next(iter(rt.store.read_stream(f"sandbox-{state.id}")), None)
             rows.append({"id": state.id, "state": state.state,
-                         "containers": {cid: c.state for cid, c in state.containers.items()},
+                         "containers": {cid: c.status for cid, c in state.containers.items()},
                          "created": iso(first.recorded_at) if first else ""})
     if args.json:
         context.emit_json(rows)
