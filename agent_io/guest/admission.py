@@ -1,4 +1,11 @@
-"""Admission of blocking rpcs: they may never take the last workers of the server.
+"""Admission: which calls the agent starts at all.
+
+Late calls. A call whose caller already gave up (its deadline passed while it queued or
+was held up) is not started: the caller treats it as failed and may be undoing it right
+now, so doing it after all would leave the guest in a state the runtime never recorded
+(a container created after its removal, a process paused after its resume).
+
+Blocking calls may never take the last workers of the server.
 
 The sync gRPC server runs every call on one pool of worker threads. WaitProcess, the
 stdio reads and GetOOMEvent hold their worker until something happens in the guest,
@@ -49,4 +56,29 @@ class BlockingAdmission(grpc.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             admitted, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+class LateCalls(grpc.ServerInterceptor):
+    """Refuses (CANCELLED) to start a call whose client gave up or whose deadline passed.
+
+    It sits innermost, after anything that may hold a call up (a fault plan's delay)."""
+
+    def intercept_service(self, continuation: Callable[[Any], Any],
+                          handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        rpc = handler_call_details.method.rsplit("/", 1)[-1]
+
+        def timely(request: Any, context: grpc.ServicerContext) -> Any:
+            remaining = context.time_remaining()
+            if not context.is_active() or (remaining is not None and remaining <= 0):
+                context.abort(grpc.StatusCode.CANCELLED,
+                              f"{rpc}: the caller gave up before it started; not done")
+            return inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            timely, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)

@@ -14,7 +14,7 @@ import grpc
 
 from agent_io.faults import FaultPlan
 from agent_io.guest import syscalls, vmport
-from agent_io.guest.admission import WORKERS, BlockingAdmission
+from agent_io.guest.admission import WORKERS, BlockingAdmission, LateCalls
 from agent_io.guest.health import HealthServicer
 from agent_io.guest.paths import GuestPaths
 from agent_io.guest.servicer import AgentServicer
@@ -76,7 +76,8 @@ def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
     owns_machine = namespaced or bool(vm_port)
     agent = AgentServicer(GuestPaths(guest_dir, shared_dir), may_mount=root and owns_machine,
                           own_uts=owns_machine)
-    interceptors = [BlockingAdmission(), *([plan.server_interceptor()] if plan else [])]
+    interceptors = [BlockingAdmission(), *([plan.server_interceptor()] if plan else []),
+                    LateCalls()]
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rpc"),
                          interceptors=interceptors)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent, server)
