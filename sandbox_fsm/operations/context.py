@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -98,16 +99,27 @@ def identity(resource: dict) -> ProcessIdentity:
     return ProcessIdentity(resource["pid"], resource["start_time"])
 
 
+UNAVAILABLE_RETRIES = (0.1, 0.3, 0.9)   # seconds between tries of a transient UNAVAILABLE
+
+
 def tolerate_gone(call: Callable[[], T]) -> T | None:
-    """Run an agent call whose target may already be gone: that counts as done."""
-    try:
-        return call()
-    except (AgentUnavailable, AgentDead):
-        return None
-    except AgentRpcError as exc:
-        if exc.code in ("NOT_FOUND", "UNAVAILABLE"):
+    """Run an agent call whose target may already be gone: NOT_FOUND, or a guest known to
+    be dead, counts as done. UNAVAILABLE says nothing about the target (the agent did not
+    answer): it is retried, and if it persists the step fails with it."""
+    for pause in (*UNAVAILABLE_RETRIES, None):
+        try:
+            return call()
+        except AgentDead:
             return None
-        raise
+        except AgentUnavailable:
+            if pause is None:
+                raise
+            time.sleep(pause)
+        except AgentRpcError as exc:
+            if exc.code == "NOT_FOUND":
+                return None
+            raise
+    return None
 
 
 def mount_resource(path: str, **extra: Any) -> dict:
