@@ -121,6 +121,11 @@ def error_data(exc: BaseException) -> dict:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
+IN_DOUBT = "in_doubt"
+"""Set in the args of a step re-run after a crash (its intent had no outcome): a step may
+then skip what could have been the cause (a guest call that hung)."""
+
+
 class CrashKnob:
     """`SBX_CRASH_AT="<step>:<before|after>[#N]"`: SIGKILL ourselves at that point.
 
@@ -223,7 +228,7 @@ class Saga:
         for i in range(index, len(operation.steps)):
             step = operation.steps[i]
             if i == index and redo_args is not None:
-                args = redo_args
+                args = {**redo_args, IN_DOUBT: True}
             else:
                 args = step.plan(ctx) if step.plan else {}
                 pending.append(NewEvent(Ev.STEP_STARTED, {

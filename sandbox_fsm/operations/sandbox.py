@@ -12,10 +12,10 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 
-from agent_io import AgentRpcError
+from agent_io import AgentError, AgentRpcError
 
 from .. import host
 from ..config import RuntimeConfig
@@ -27,7 +27,7 @@ from ..guestspec.agent import (
 )
 from ..guestspec.sandbox import dns_lines, kernel_modules, sandbox_storages
 from ..names import Ev, Kind, Op, Trigger
-from ..saga import Operation, Step
+from ..saga import IN_DOUBT, Operation, Step
 from .context import OpContext, dir_resource, identity, mount_resource, tolerate_gone
 from .network import SETUP_NETWORK
 
@@ -220,11 +220,25 @@ def _start_tracing_undo(ctx: OpContext, args: dict, outcome: dict | None) -> Non
 
 # -- stop -----------------------------------------------------------------------------
 
-def _destroy_in_guest(ctx: OpContext, args: dict) -> dict:
+def _guest_teardown_call(ctx: OpContext, args: dict, call: Callable[[], object]) -> dict:
+    """A guest call in a teardown is best effort: a failing or hanging call (up to its
+    deadline) is recorded and the stop goes on to end the proxy and the VM, which ends
+    the guest anyway. Re-run after a crash (its intent without an outcome) it is not
+    tried again: it may be what hung, and the next command must not wait for it twice."""
     guest = ctx.state.guest
-    if guest and host.is_alive(identity(guest)):
-        tolerate_gone(ctx.agent().destroy_sandbox)
+    if args.get(IN_DOUBT):
+        return {"skipped": "in flight when the runtime stopped; the VM stop ends it"}
+    if not guest or not host.is_alive(identity(guest)):
+        return {}
+    try:
+        call()
+    except AgentError as exc:
+        return {"guest_error": str(exc)}
     return {}
+
+
+def _destroy_in_guest(ctx: OpContext, args: dict) -> dict:
+    return _guest_teardown_call(ctx, args, lambda: tolerate_gone(ctx.agent().destroy_sandbox))
 
 
 def _released_process(ctx: OpContext, role: str) -> dict:
@@ -237,10 +251,8 @@ def _released_process(ctx: OpContext, role: str) -> dict:
 
 
 def _stop_tracing(ctx: OpContext, args: dict) -> dict:
-    guest = ctx.state.guest
-    if guest and host.is_alive(identity(guest)):
-        _stop_tracing_quietly(ctx)
-    return {"tracing": False}
+    return {"tracing": False, **_guest_teardown_call(ctx, args,
+                                                     lambda: _stop_tracing_quietly(ctx))}
 
 
 def _stop_proxy(ctx: OpContext, args: dict) -> dict:
