@@ -17,13 +17,13 @@ def _mode(path: Path) -> int:
 
 @pytest.mark.root
 def test_shared_dirs_keep_their_mode_and_get_private_subdirs(sbx, tmp_path: Path) -> None:
-    sticky, public = tmp_path / "sticky", tmp_path / "public"
+    sticky, public = tmp_path / "s", tmp_path / "p"     # short: socket paths < 108 bytes
     sticky.mkdir()
     public.mkdir()
     os.chmod(sticky, 0o1777)             # like /tmp
     os.chmod(public, 0o755)              # like /run
     env = {"SBX_STATE_DIR": str(sticky), "SBX_RUNTIME_DIR": str(public)}
-    out = sbx("run", "--", "echo", "hi", env=env)
+    out = sbx("run", "--id", "x", "--", "echo", "hi", env=env)
     assert (out.returncode, out.stdout) == (0, "hi\n"), out.stderr
     assert (_mode(sticky), _mode(public)) == (0o1777, 0o755)
     assert _mode(sticky / "events") == 0o700 and _mode(public / "sandboxes") == 0o700
