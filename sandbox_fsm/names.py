@@ -65,6 +65,7 @@ class Op:
     STOP_SANDBOX: Final = "stop_sandbox"
     DELETE_SANDBOX: Final = "delete_sandbox"
     RELEASE_LOST_SANDBOX: Final = "release_lost_sandbox"
+    RELEASE_DELETED_SANDBOX: Final = "release_deleted_sandbox"
     PAUSE_SANDBOX: Final = "pause_sandbox"
     RESUME_SANDBOX: Final = "resume_sandbox"
     CREATE_CONTAINER: Final = "create_container"
@@ -124,6 +125,7 @@ class Ev:
     CONTAINER_MOUNTS_UNMOUNTED: Final = "ContainerMountsUnmounted"
     SHARED_DIR_UNMOUNTED: Final = "SharedDirUnmounted"
     SANDBOX_DIR_REMOVED: Final = "SandboxDirRemoved"
+    NOTHING_HELD: Final = "NothingHeld"
     # container steps
     ROOTFS_MOUNTED: Final = "RootfsMounted"
     VOLUME_MOUNTED: Final = "VolumeMounted"

@@ -158,6 +158,19 @@ class _Pass:
             state = self.engine.repo.state(result.id)
         if state.state in LIVE_STATES:
             self.reconcile(state, result)
+        elif state.state == State.DELETED and state.ledger:
+            self.release_deleted(state, result)
+
+    def release_deleted(self, state: SandboxState, result: SandboxRecovery) -> None:
+        """A deleted sandbox still holding something (a delete from `failed` once skipped
+        the teardown): release it as a lost sandbox's, then remove what is left of its dir."""
+        result.found.append(f"deleted, yet still holds {', '.join(state.held())}")
+        if self.dry_run:
+            return
+        self.engine.host.forget_agent(state.id)
+        self.engine.run(state, operation_for(Op.RELEASE_DELETED_SANDBOX, {}), container_id=None,
+                        from_state=state.state, to_state=state.state)
+        result.done.append("released what the deleted sandbox still held")
 
     def finish_operation(self, state: SandboxState, result: SandboxRecovery) -> bool:
         """Have the saga finish the open operation; False when its owner still lives."""

@@ -73,16 +73,30 @@ class Repository:
         return [self.state(s[len(STREAM_PREFIX):]) for s in self.store.streams(STREAM_PREFIX)]
 
     def live_sandboxes(self) -> tuple[int, list[str]]:
-        """(sandboxes in the log, ids of those not finished deleting), by reading only
-        each stream's last event: no fold for a sandbox that is gone."""
+        """(sandboxes in the log, ids of those not finished deleting, or deleted but
+        maybe still holding something), by reading only each stream's last event: no
+        fold for a sandbox that is gone."""
         streams = list(self.store.streams(STREAM_PREFIX))
         live = []
         for stream in streams:
             last = self.store.last_event(stream)
-            if last is not None and not (last.type == Ev.OPERATION_COMPLETED
-                                         and last.data.get("state") == State.DELETED):
+            if last is None:
+                continue
+            if not (last.type == Ev.OPERATION_COMPLETED
+                    and last.data.get("state") == State.DELETED) or self._still_holds(last):
                 live.append(stream[len(STREAM_PREFIX):])
         return len(streams), live
+
+    def _still_holds(self, completed: RecordedEvent) -> bool:
+        """A deleted sandbox that may still hold something: one whose delete started from
+        `failed`, which once skipped teardown (that delete's OperationStarted is 7 or 9
+        events back); only such a sandbox is folded to look at its ledger."""
+        first = max(0, completed.version - 9)
+        for event in self.store.read_stream(completed.stream, first, completed.version - 7):
+            if event.type == Ev.OPERATION_STARTED and event.data.get("op") == completed.data["op"]:
+                return event.data.get("from") == State.FAILED and \
+                    bool(self.state(completed.stream[len(STREAM_PREFIX):]).ledger)
+        return False
 
     def maybe_snapshot(self, sandbox_id: str, version: int) -> None:
         """Snapshot the sandbox once `snapshot_every` events followed the last snapshot."""

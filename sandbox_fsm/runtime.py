@@ -29,7 +29,7 @@ from .config import RuntimeConfig, load_config, refuse_unsupported
 from .engine import Engine
 from .errors import InvalidRequest, NotFound, guest_errors
 from .guest_calls import GuestCalls
-from .names import STARTED, Ev
+from .names import STARTED, Ev, State
 from .operations import container as container_ops
 from .operations import guest as guest_ops
 from .operations import sandbox as sandbox_ops
@@ -149,8 +149,11 @@ class Runtime:
         return self.engine.sandbox_op(sandbox_id, sandbox_ops.stop(opts), params=opts)
 
     def delete_sandbox(self, sandbox_id: str, force: bool = False) -> SandboxState:
-        """Delete a created or stopped sandbox; with force, stop a running one first."""
-        if force and self.state(sandbox_id).state in STARTED:
+        """Delete a created or stopped sandbox. A failed one is torn down first (its ledger
+        may still hold its guest), and with force so is a running or paused one: a sandbox
+        is never deleted while it holds anything (DELETE's last step checks)."""
+        state = self.state(sandbox_id).state
+        if state == State.FAILED or (force and state in STARTED):
             self.stop_sandbox(sandbox_id)
         return self.engine.sandbox_op(sandbox_id, sandbox_ops.DELETE)
 

@@ -7,10 +7,10 @@ from ..names import Ev, Op
 from ..saga import Operation, Step, step_names
 from ..spec import ContainerConfig, Mount
 from . import container, guest, sandbox
-from .sandbox import RELEASE_LOST
+from .sandbox import RELEASE_DELETED, RELEASE_LOST
 
 _FIXED: dict[str, Operation] = {op.name: op for op in (
-    sandbox.CREATE, sandbox.START, sandbox.STOP, sandbox.DELETE, RELEASE_LOST,
+    sandbox.CREATE, sandbox.START, sandbox.STOP, sandbox.DELETE, RELEASE_LOST, RELEASE_DELETED,
     container.START, container.STOP, container.DELETE, container.EXEC, container.KILL,
     *guest.SANDBOX_OPERATIONS, *guest.CONTAINER_OPERATIONS)}
 

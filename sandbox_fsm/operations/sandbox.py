@@ -286,6 +286,19 @@ def _remove_sandbox_dir(ctx: OpContext, args: dict) -> dict:
     return {"released": [k for k, r in ctx.state.ledger.items() if r["kind"] == Kind.DIR]}
 
 
+def _check_nothing_held(ctx: OpContext, args: dict) -> dict:
+    """A sandbox is never deleted while its ledger holds anything: the delete fails here
+    (the sandbox is left `failed`, its ledger saying what is still held) instead."""
+    held = ctx.state.held()
+    if held:
+        raise StillHeld(f"sandbox {ctx.sandbox_id!r} still holds {', '.join(held)}")
+    return {}
+
+
+class StillHeld(RuntimeError):
+    """Something the ledger holds was not released by the steps before."""
+
+
 CREATE = Operation(Op.CREATE_SANDBOX, Trigger.CREATE, (
     Step("create_shared_path", Ev.SHARED_PATH_CREATED, _create_shared_path,
          _remove_shared_path, _plan_shared_path),
@@ -334,6 +347,7 @@ DELETE = Operation(Op.DELETE_SANDBOX, Trigger.DELETE, (
     Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container_mounts),
     Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
     Step("remove_sandbox_dir", Ev.SANDBOX_DIR_REMOVED, _remove_sandbox_dir),
+    Step("check_nothing_held", Ev.NOTHING_HELD, _check_nothing_held),
 ), on_crash="forward")
 
 # Recovery's answer to a guest or proxy that died under a live sandbox: release what the
@@ -345,5 +359,12 @@ RELEASE_LOST = Operation(Op.RELEASE_LOST_SANDBOX, None, (
     Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
 ), on_crash="forward")
 
-__all__ = ["CREATE", "START", "STOP", "DELETE", "RELEASE_LOST", "kernel_params", "options",
-           "start", "stop"]
+# Recovery's answer to a deleted sandbox that still holds something (a delete from
+# `failed` once skipped the teardown): the same releases, then the dir itself.
+RELEASE_DELETED = Operation(Op.RELEASE_DELETED_SANDBOX, None, (
+    *RELEASE_LOST.steps,
+    Step("remove_sandbox_dir", Ev.SANDBOX_DIR_REMOVED, _remove_sandbox_dir),
+), on_crash="forward")
+
+__all__ = ["CREATE", "START", "STOP", "DELETE", "RELEASE_DELETED", "RELEASE_LOST",
+           "kernel_params", "options", "start", "stop"]
