@@ -44,8 +44,12 @@ def scrub(root: Path) -> tuple[list[str], list[int]]:
     return mounts, pids
 
 
-def make_config(driver: str = "namespaces", **proxy: str) -> RuntimeConfig:
+def make_config(driver: str = "namespaces", *, tracing: bool = False,
+                **proxy: str) -> RuntimeConfig:
+    """A runtime configuration for tests; `tracing` turns on dynamic agent tracing (the
+    optional start_tracing/stop_tracing steps)."""
     base = RuntimeConfig.default()
     return dataclasses.replace(
         base, hypervisor=dataclasses.replace(base.hypervisor, driver=driver),
-        proxy=dataclasses.replace(base.proxy, **proxy))
+        proxy=dataclasses.replace(base.proxy, **proxy),
+        agent=dataclasses.replace(base.agent, trace=tracing, trace_mode="dynamic"))

@@ -50,11 +50,15 @@ def fixed_operations() -> list[Operation]:
 def steps() -> dict[str, list[str]]:
     """Every operation with its ordered step names, compensations (`<step>.undo`) last.
 
-    create_container is shown with one volume (its `mount_volume` step repeats per volume);
-    start/stop_sandbox without their optional network and tracing steps.
+    Every step that can run is listed: create_container with one volume (its
+    `mount_volume` step repeats per volume), start/stop_sandbox with their optional
+    network and tracing steps (they run when the sandbox has a network and the runtime
+    dynamic tracing).
     """
-    sample = container.create(ContainerConfig(id="c", mounts=(Mount("/src", "/dst"),)))
-    return {op.name: step_names(op) for op in (*_FIXED.values(), sample)}
+    every = {"network": True, "tracing": True}
+    samples = (container.create(ContainerConfig(id="c", mounts=(Mount("/src", "/dst"),))),
+               sandbox.start(every), sandbox.stop(every))
+    return {op.name: step_names(op) for op in (*_FIXED.values(), *samples)}
 
 
 __all__ = ["Operation", "Step", "fixed_operations", "operation_for", "steps"]

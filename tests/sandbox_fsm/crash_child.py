@@ -4,10 +4,13 @@ Usage: python crash_child.py STATE_DIR RUN_DIR DRIVER VOLUME_DIR [SANDBOX [OPS|r
 OPS is a comma-separated part of LIFECYCLE (default: all of it); `recover` only opens the
 runtime, which recovers (a knob on a `.undo` step then crashes the recovery itself).
 Exits 0 when it finished (the knob never fired); dies by SIGKILL otherwise.
+With SBX_TEST_ALL_STEPS=1 every optional step runs too: the sandbox has a network and
+the runtime dynamic tracing (setup_network, start_tracing, stop_tracing).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +18,9 @@ from sandbox_fsm import ContainerConfig, Mount, Runtime, SandboxConfig
 
 SANDBOX = "sbx"
 CONTAINER = "c1"
+ALL_STEPS_ENV = "SBX_TEST_ALL_STEPS"
+NETWORK = {"interfaces": [{"name": "eth0", "addresses": ["10.88.0.2/16"]}],
+           "routes": [{"dest": "10.88.0.0/16", "device": "eth0", "scope": 253}]}
 LIFECYCLE = ("create_sandbox", "start_sandbox", "create_container", "start_container",
              "stop_container", "delete_container", "stop_sandbox", "delete_sandbox")
 
@@ -24,11 +30,16 @@ def container_config(volume: str) -> ContainerConfig:
                            mounts=(Mount(volume, "/data"),))
 
 
+def all_steps() -> bool:
+    return os.environ.get(ALL_STEPS_ENV) == "1"
+
+
 def run(rt: Runtime, volume: str, ops: tuple[str, ...] = LIFECYCLE,
         sandbox: str = SANDBOX) -> None:
     """Run `ops` of the lifecycle, in order, on `sandbox` / container CONTAINER."""
+    network = NETWORK if all_steps() else None
     calls = {
-        "create_sandbox": lambda: rt.create_sandbox(SandboxConfig(id=sandbox)),
+        "create_sandbox": lambda: rt.create_sandbox(SandboxConfig(id=sandbox, network=network)),
         "start_sandbox": lambda: rt.start_sandbox(sandbox),
         "create_container": lambda: rt.create_container(sandbox, container_config(volume)),
         "start_container": lambda: rt.start_container(sandbox, CONTAINER),
@@ -49,7 +60,8 @@ def main(argv: list[str]) -> int:
     from hostcheck import make_config
 
     recover = what == "recover"
-    with Runtime.open(state_dir, run_dir, make_config(driver), recover=recover) as rt:
+    config = make_config(driver, tracing=all_steps())
+    with Runtime.open(state_dir, run_dir, config, recover=recover) as rt:
         if not recover:
             run(rt, volume, tuple(what.split(",")), sandbox)
     return 0

@@ -33,7 +33,8 @@ FORWARD = {"stop_container", "delete_container", "stop_sandbox", "delete_sandbox
 
 
 def crash_points() -> list[tuple[int, str]]:
-    """(lifecycle index, knob) for every step of every lifecycle operation, both sides."""
+    """(lifecycle index, knob) for every step of every lifecycle operation, both sides:
+    every step `steps()` lists, the optional ones included."""
     table, seen, out = steps(), {}, []
     for k, op in enumerate(LIFECYCLE):
         for step in (s for s in table[op] if not s.endswith(".undo")):
@@ -48,7 +49,10 @@ NAMESPACE_POINTS = ("start_vm:after#1", "start_proxy:before#1", "mount_volume:af
                     "unmount_shared_dir:after#1")
 
 
-def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: str) -> None:
+def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: str,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every step that can run is reached: a network and dynamic tracing are on."""
+    monkeypatch.setenv(lifecycle.ALL_STEPS_ENV, "1")
     state_dir, run = dirs
     volume = state_dir.parent / "volume"
     volume.mkdir()
@@ -56,7 +60,7 @@ def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: s
     op = LIFECYCLE[k]
     forward = op in FORWARD
     sandbox, container = STATES[op][1::2] if forward else STATES[op][0::2]
-    with Runtime.open(state_dir, run, make_config(driver)) as rt:
+    with Runtime.open(state_dir, run, make_config(driver, tracing=True)) as rt:
         if sandbox == "new" and not forward:
             assert leftovers(run) == ([], []), f"{knob}: create rolled back, yet {leftovers(run)}"
         state = check_recovered(rt, run, SANDBOX)
@@ -72,12 +76,23 @@ def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: s
 
 
 @pytest.mark.parametrize(("k", "knob"), POINTS, ids=[knob for _, knob in POINTS])
-def test_crash_at_every_step(dirs: tuple[Path, Path], k: int, knob: str) -> None:
-    crash_recover_continue(dirs, "process", k, knob)
+def test_crash_at_every_step(dirs: tuple[Path, Path], k: int, knob: str,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    crash_recover_continue(dirs, "process", k, knob, monkeypatch)
 
 
 @pytest.mark.root
 @pytest.mark.parametrize(("k", "knob"), [p for p in POINTS if p[1] in NAMESPACE_POINTS],
                          ids=[p[1] for p in POINTS if p[1] in NAMESPACE_POINTS])
-def test_crash_with_namespaces(dirs: tuple[Path, Path], k: int, knob: str) -> None:
-    crash_recover_continue(dirs, "namespaces", k, knob)
+def test_crash_with_namespaces(dirs: tuple[Path, Path], k: int, knob: str,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    crash_recover_continue(dirs, "namespaces", k, knob, monkeypatch)
+
+
+def test_every_step_that_can_run_is_a_crash_point() -> None:
+    """steps() lists the optional steps, so the crash tests above reach them (#11: 19)."""
+    named = {knob.split(":")[0] for _, knob in POINTS}
+    assert {"setup_network", "start_tracing", "stop_tracing", "check_nothing_held"} <= named
+    table = steps()
+    assert {"setup_network", "start_tracing"} <= set(table["start_sandbox"])
+    assert "stop_tracing" in table["stop_sandbox"]
