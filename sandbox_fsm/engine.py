@@ -98,8 +98,10 @@ class Engine:
             return self.repo.state(sandbox_id)
 
     def container_op(self, sandbox_id: str, container_id: str, operation: Operation, *,
-                     params: dict | None = None, need_guest: bool = True) -> SandboxState:
-        """A container operation: a transition, or (no trigger) one that keeps its state."""
+                     params: dict | None = None, need_guest: bool = True,
+                     recorded: dict | None = None) -> SandboxState:
+        """A container operation: a transition, or (no trigger) one that keeps its state.
+        `recorded` (default: `params`) is what OperationStarted keeps of the params."""
         with self.lock(sandbox_id):
             state = self.current(sandbox_id)
             if need_guest and state.state != State.RUNNING:
@@ -118,7 +120,8 @@ class Engine:
                 to = CONTAINER.target(cstate, operation.trigger,
                                       what=f"container {container_id!r} of sandbox {sandbox_id!r}")
             self.run(state, operation, container_id=container_id, from_state=cstate,
-                     to_state=to, params=params)
+                     to_state=to, params=params,
+                     extra=None if recorded is None else {"params": recorded})
             return self.repo.state(sandbox_id)
 
     def guest_op(self, sandbox_id: str, operation: Operation, params: dict) -> SandboxState:

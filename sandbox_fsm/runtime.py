@@ -166,8 +166,12 @@ class Runtime:
         except ValueError as exc:
             raise InvalidRequest(
                 f"container {config.id!r} of sandbox {sandbox_id!r}: {exc}") from exc
+        full = config.to_dict()
+        # The OCI spec is recorded once, in CreateContainer's intent, as the guest gets it
+        # (it can be megabytes): the operation's params keep the rest of the config.
         return self.engine.container_op(sandbox_id, config.id, container_ops.create(config),
-                                        params={"config": config.to_dict()})
+                                        params={"config": full},
+                                        recorded={"config": {**full, "oci": None}})
 
     def start_container(self, sandbox_id: str, container_id: str) -> SandboxState:
         return self.engine.container_op(sandbox_id, container_id, container_ops.START)

@@ -26,7 +26,8 @@ DOMAIN = {
     "stop_container": ["ContainerStopped", "ContainerRemoved"],
     "delete_container": ["ContainerMountsUnmounted"],
     "stop_sandbox": ["GuestSandboxDestroyed", "ProxyStopped", "VMStopped"],
-    "delete_sandbox": ["ContainerMountsUnmounted", "SharedDirUnmounted", "SandboxDirRemoved"],
+    "delete_sandbox": ["ContainerMountsUnmounted", "SharedDirUnmounted", "SandboxDirRemoved",
+                       "NothingHeld"],
     "exec": ["ProcessStarted"],
 }
 
