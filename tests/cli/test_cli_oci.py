@@ -46,7 +46,11 @@ def test_bundle_lifecycle(sbx, make_bundle, tmp_path):
     config = events[0]["data"]["params"]["config"]
     assert config["mounts"] == [{"source": str(data), "destination": "/data",
                                  "readonly": True, "type": "bind", "options": []}]
-    assert config["oci"]["linux"] == {"namespaces": [{"type": "pid"}]}
+    assert config["oci"] is None      # the spec is recorded once: in CreateContainer's intent
+    [intent] = [e["data"]["args"] for e in sbx.export() if e["type"] == "StepStarted"
+                and e["data"]["step"] == "create_container_in_guest"]
+    assert intent["spec"]["linux"] == {"namespaces": []}   # the pid entry: sandbox_pidns
+    assert intent["sandbox_pidns"] is False
 
     sbx.ok("kill", "web", "KILL")
     for _ in range(100):   # delete (without --force) waits for the process to have exited

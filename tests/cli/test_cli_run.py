@@ -67,7 +67,7 @@ def test_run_keep_leaves_the_sandbox_running(sbx):
     sbx.ok("run", "--id", "kept", "--keep", "--", "true")
     assert json.loads(sbx.ok("state", "kept").stdout)["status"] == "stopped"   # its process
     [row] = json.loads(sbx.ok("list", "--json").stdout)
-    assert (row["state"], row["containers"]) == ("running", {"kept": "running"})
+    assert (row["state"], row["containers"]) == ("running", {"kept": "stopped"})  # as state
     sbx.ok("delete", "--force", "kept")
     assert sbx("state", "kept").returncode == 4
 
