@@ -18,6 +18,7 @@ from eventstore import EventStore, EventStoreError, StoreCorrupted
 
 from .. import audit
 from ..errors import InvalidRequest, NotFound, SandboxError
+from ..names import Ev
 from ..repository import stream_of
 from ..state import SandboxState
 from . import context
@@ -263,7 +264,8 @@ def cmd_diagram(args: argparse.Namespace) -> int:
             events = context.need(rt, args.sandbox, args).events(args.sandbox)
         cid = args.container or args.sandbox
         if args.kind == "container" and not any(
-                e.type == "OperationStarted" and e.data.get("container") == cid for e in events):
+                e.type == Ev.OPERATION_STARTED and e.data.get("container") == cid
+                for e in events):
             raise NotFound(f"sandbox {args.sandbox!r} never had a container {cid!r}")
         taken = audit.path_taken(events, args.kind, cid)
     sys.stdout.write(audit.diagram(args.kind, taken))

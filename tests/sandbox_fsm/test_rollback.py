@@ -133,8 +133,8 @@ CASES = {
                           fail("SignalProcess")),
     "SignalProcess-kill": Case(with_running_container, lambda rt, t: rt.kill(SID, CID, 15),
                                "kill", "signal_process", [], [], fail("SignalProcess")),
-    "DestroySandbox": Case(running, lambda rt, t: rt.stop_sandbox(SID), "stop_sandbox",
-                           "destroy_sandbox_in_guest", [], [], fail("DestroySandbox")),
+    # (DestroySandbox failing no longer fails stop_sandbox: the teardown records it and
+    # stops the VM anyway, tests/cli/test_cli_teardown.py)
     # host steps
     "sandboxes-dir-unsafe": Case(lambda rt, t: None,
                                  lambda rt, t: rt.create_sandbox(SandboxConfig(id=SID)),
