@@ -1,8 +1,8 @@
 """The HTML report of a 10,000-event sandbox: generation time, size, and open time.
 
 One real lifecycle (process driver, a real guest agent) is recorded: a container create
-that fails and rolls back (fault plan), a running container, then `stats` operations
-(one step each) until the sandbox has about `--events` events. Measured in one run:
+that fails and rolls back (fault plan), a running container, then pause and resume
+operations (one step each) until the sandbox has about `--events` events. Measured in one run:
 
 - generation: `sandbox_view` + `render_report` (what `sbx report` does after reading),
   against the anchor `audit.timeline` + the `sbx audit` table of the same events;
@@ -63,7 +63,8 @@ def record(work: Path, events: int) -> None:
             rt.create_container(SID, container)
             rt.start_container(SID, CID)
             while rt.state(SID).version < events - 30:
-                rt.stats(SID, CID)
+                rt.pause_container(SID, CID)
+                rt.resume_container(SID, CID)
             rt.stop_container(SID, CID)
             rt.delete_container(SID, CID)
             rt.stop_sandbox(SID)

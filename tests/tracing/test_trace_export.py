@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Receiver
 from incident import CID, CRASHED, EXIT, SBX, SID, IncidentLog
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from otlp_receiver import Receiver
 
 pytestmark = pytest.mark.root
 

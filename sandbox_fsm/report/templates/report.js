@@ -87,14 +87,19 @@
       const ops = this.d.ops.filter(o => !this.opt("failures") || o.status !== "completed"
         || o.recovery || o.steps.some(s => s.status !== "ok"));
       if (!this.opt("group")) return ops.map(o => ({ label: "#" + o.seq + " " + o.label, ops: [o] }));
+      // Runs of successful operations of at most two kinds (stats, pause/resume, ...) share a row.
       const rows = [];
       for (const o of ops) {
         const plain = o.status === "completed" && !o.recovery;
         const prev = rows[rows.length - 1];
-        if (plain && prev && prev.plain && prev.key === o.label) { prev.ops.push(o); continue; }
-        rows.push({ key: o.label, plain: plain, ops: [o] });
+        if (plain && prev && prev.plain && (prev.names.has(o.label) || prev.names.size < 2)) {
+          prev.names.add(o.label); prev.ops.push(o); continue;
+        }
+        rows.push({ names: new Set([o.label]), plain: plain, ops: [o] });
       }
-      for (const r of rows) r.label = "#" + r.ops[0].seq + " " + r.key + (r.ops.length > 1 ? " ×" + r.ops.length : "");
+      for (const r of rows) {
+        r.label = "#" + r.ops[0].seq + (r.ops.length > 1 ? " ×" + r.ops.length : "") + " " + [...r.names].join(" / ");
+      }
       return rows;
     }
     zoom(factor, px) {
@@ -197,7 +202,7 @@
         if (y + ROW_H < top || y > bottom) return;
         el("rect", { class: "rowbg" + (i % 2 ? " odd" : ""), x: 0, y: y, width: W, height: ROW_H }, c);
         const o0 = r.ops[0], st = o0.status + (r.ops.some(o => o.recovery) ? " recovery" : "");
-        tip(el("text", { class: "label " + st, x: 6, y: y + 17, "data-op": o0.seq }, c, r.label.slice(0, 38)),
+        tip(el("text", { class: "label " + st, x: 6, y: y + 17, "data-op": o0.seq }, c, r.label.length > 40 ? r.label.slice(0, 39) + "…" : r.label),
           `${r.label}: ${o0.from} -> ${o0.to}, ${o0.status}${o0.state ? " (" + o0.state + ")" : ""}`);
         // In a group, an operation that would land on pixels already drawn is skipped.
         let painted = -Infinity;
