@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -111,3 +112,15 @@ def test_delete_while_another_sbx_creates_is_a_conflict(sbx, make_bundle) -> Non
     assert creating.wait(30) == 0, creating.stderr.read() if creating.stderr else ""
     sbx.ok("delete", "--force", "race")
 
+
+
+def test_reading_stats_appends_nothing(host) -> None:
+    """`sbx events` only reads: a fast interval cannot grow the log (#11: 9)."""
+    before = host.checkpoint()
+    events = host.popen("events", "host", "--interval", "0.05")
+    assert events.stdout is not None
+    lines = [json.loads(events.stdout.readline()) for _ in range(5)]
+    events.send_signal(signal.SIGINT)
+    assert events.wait(10) in (0, 130)
+    assert all(line["type"] == "stats" for line in lines)
+    assert host.checkpoint() == before
