@@ -7,10 +7,10 @@ BIN     = $(VENV)/bin
 
 .PHONY: demo test lint bench protos clean sysdeps guest-image
 
-# System packages the tests and the demo drive for real (runc in the guest agent, the qemu
+# System packages the tests and the demo drive for real (runc and tini in the guest agent, the qemu
 # driver, containerd and Docker as OCI clients, nats-server, Chromium). Installed with apt
 # when running as root and missing; otherwise left to the user.
-SYSDEPS = runc containerd docker.io qemu-system-x86 linux-image-amd64 busybox-static \
+SYSDEPS = runc tini containerd docker.io qemu-system-x86 linux-image-amd64 busybox-static \
           nats-server chromium e2fsprogs xfsprogs util-linux
 
 $(BIN)/.installed: pyproject.toml

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
+
+from agent_io.rootfs import RootfsError, check_rootfs
 
 from .errors import InvalidRequest
 from .spec import ContainerConfig, Mount, SandboxConfig
@@ -58,7 +61,7 @@ def configs_from_spec(spec: Any, bundle: str, container_id: str, *, where: str
     container = ContainerConfig(
         id=container_id, args=tuple(args), env=_env(process, where),
         cwd=_field(process, "cwd", str, where, "/", prefix="process."),
-        user=_user(process, where), rootfs=_rootfs(spec, bundle, where),
+        user=_user(process, where), rootfs=_rootfs(spec, bundle, process, where),
         mounts=_binds(spec, bundle, where),
         terminal=bool(process.get("terminal", False)), hostname=hostname,
         annotations=annotations,
@@ -114,13 +117,17 @@ def _user(process: dict, where: str) -> str:
     return f"{uid}:{gid}"
 
 
-def _rootfs(spec: dict, bundle: str, where: str) -> str | None:
+def _rootfs(spec: dict, bundle: str, process: dict, where: str) -> str | None:
+    """The bundle's root, which must be able to run process.args[0] (looked up inside it)."""
     if "root" not in spec:
         return None
     path = _field(_field(spec, "root", dict, where), "path", str, where, prefix="root.")
     full = os.path.normpath(os.path.join(bundle, path))
-    if not os.path.isdir(full):
-        raise InvalidRequest(f"{where}: root.path {path!r} ({full!r}) is not a directory")
+    try:
+        check_rootfs(Path(full), process["args"], process.get("env") or [],
+                     process.get("cwd") or "/", f"{where}: root.path {path!r}:")
+    except RootfsError as exc:
+        raise InvalidRequest(str(exc)) from None
     return full
 
 

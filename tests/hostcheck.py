@@ -9,7 +9,9 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 from sandbox_fsm import RuntimeConfig
@@ -42,6 +44,50 @@ def scrub(root: Path) -> tuple[list[str], list[int]]:
     for point in reversed(mounts):
         _libc.umount2(os.fsencode(point), MNT_DETACH)
     return mounts, pids
+
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def busybox_tree(root: Path) -> Path:
+    """A minimal root filesystem: busybox-static and a link for each of its applets."""
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    for name in ("tmp", "proc", "dev", "sys", "etc"):
+        (root / name).mkdir(exist_ok=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox" and not (root / "bin" / applet).exists():
+            os.symlink("busybox", root / "bin" / applet)
+    return root
+
+
+INIT_COMM = ".sbx-init"  # the agent's container init, as /proc/<pid>/comm names it
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def freezer_state(pid: int) -> str:
+    """The freezer state of a process's cgroup (v1 freezer.state, v2 cgroup.freeze)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "freezer" in controllers.split(","):
+            return Path(f"/sys/fs/cgroup/freezer{path}/freezer.state").read_text().strip()
+        if controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            frozen = Path(f"/sys/fs/cgroup{path}/cgroup.freeze").read_text().strip()
+            return "FROZEN" if frozen == "1" else "THAWED"
+    raise AssertionError(f"pid {pid} is in no freezer cgroup")
+
+
+def command_pids(pids: list[int]) -> list[int]:
+    """A container's processes but its init (tini, pid 1 inside, runs the command)."""
+    return [p for p in pids if comm(p) != INIT_COMM]
 
 
 def make_config(driver: str = "namespaces", *, tracing: bool = False,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_io import convert
 from agent_io import messages as m
-from agent_io.guest.errors import AlreadyExists, NotFound, WrongState
-from agent_io.guest.paths import GuestPaths, is_rootfs
-from agent_io.guest.process import Process, ProcessSpec, SpawnError
+from agent_io.guest.errors import AlreadyExists, NotFound
+from agent_io.guest.process import Process, ProcessSpec
 from agent_io.guest.storage import Prepared
+
+
+class SpawnError(ValueError):
+    """The process could not be started (bad args, cwd, identity, or runc refused it)."""
 
 
 def _ids(value: str, what: str) -> int:
@@ -22,7 +25,7 @@ def _ids(value: str, what: str) -> int:
 
 
 def process_spec(proc: m.oci.Process | None, string_user: m.agent.StringUser | None,
-                 root: Path | None, where: str) -> ProcessSpec:
+                 where: str) -> ProcessSpec:
     """OCI Process (+ optional StringUser override) -> what to run, validated."""
     if proc is None or not proc.Args:
         raise SpawnError(f"{where}: OCI process has no Args")
@@ -33,41 +36,28 @@ def process_spec(proc: m.oci.Process | None, string_user: m.agent.StringUser | N
         groups = [_ids(g, f"{where}: string_user.additionalGids")
                   for g in string_user.additionalGids]
     return ProcessSpec(
-        args=list(proc.Args),
-        env=list(proc.Env),
-        cwd=proc.Cwd or "/",
-        uid=uid,
-        gid=gid,
-        groups=groups,
-        terminal=proc.Terminal,
-        rows=proc.ConsoleSize.Height,
-        cols=proc.ConsoleSize.Width,
-        root=root,
+        args=list(proc.Args), env=list(proc.Env), cwd=proc.Cwd or "/",
+        uid=uid, gid=gid, groups=groups, terminal=proc.Terminal,
+        rows=proc.ConsoleSize.Height, cols=proc.ConsoleSize.Width,
+        oci=convert.oci_spec_from_proto(m.oci.Spec(Process=proc))["process"],
     )
-
-
-def container_spec(req: m.agent.CreateContainerRequest, paths: GuestPaths,
-                   where: str) -> ProcessSpec:
-    """The init process of CreateContainer; chroot only when Root.Path holds a rootfs."""
-    oci = req.OCI
-    root = None
-    if oci.Root.Path:
-        host_root = paths.host(oci.Root.Path, f"{where}: OCI Root.Path")
-        root = host_root if is_rootfs(host_root) else None
-    user = req.string_user if req.HasField("string_user") else None
-    return process_spec(oci.Process if oci.HasField("Process") else None, user, root, where)
 
 
 @dataclass
 class Container:
-    """Process table of one container; `init_exec` is the exec id of its first process."""
+    """Process table of one container; `init_exec` is the exec id of its first process.
+
+    runc made the init process at create time (`pending` until StartContainer)."""
 
     id: str
     init_exec: str
     init_spec: ProcessSpec
+    bundle: Path
     storages: list[Prepared] = field(default_factory=list)
-    resources: m.oci.LinuxResources | None = None
     state: str = "created"
+    pending: Process | None = None
+    cgroups: list[Path] = field(default_factory=list)
+    oom_seen: int = 0
     processes: dict[str, Process] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,28 +75,11 @@ class Container:
             raise AlreadyExists(f"{rpc}: container {self.id!r} already has exec {proc.exec_id!r}")
         self.processes[proc.exec_id] = proc
 
-    def exec_spec(self, spec: ProcessSpec) -> ProcessSpec:
-        """An exec runs in the same root as the init process."""
-        return replace(spec, root=self.init_spec.root)
+    def all_processes(self) -> list[Process]:
+        return [*self.processes.values(), *([self.pending] if self.pending else [])]
 
     def live(self) -> list[Process]:
-        return [p for p in self.processes.values() if not p.exited]
-
-    def signal_all(self, signum: int) -> None:
-        for p in self.live():
-            p.signal(signum, group=True)
-
-    def pause(self, rpc: str) -> None:
-        if self.state != "running":
-            raise WrongState(f"{rpc}: container {self.id!r} is {self.state}, not running")
-        self.signal_all(signal.SIGSTOP)
-        self.state = "paused"
-
-    def resume(self, rpc: str) -> None:
-        if self.state != "paused":
-            raise WrongState(f"{rpc}: container {self.id!r} is {self.state}, not paused")
-        self.signal_all(signal.SIGCONT)
-        self.state = "running"
+        return [p for p in self.all_processes() if not p.exited]
 
 
 class ContainerTable:
@@ -115,17 +88,23 @@ class ContainerTable:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, Container] = {}
-
-    def add(self, c: Container, rpc: str) -> None:
-        with self._lock:
-            if c.id in self._by_id:
-                raise AlreadyExists(f"{rpc}: container {c.id!r} already exists")
-            self._by_id[c.id] = c
+        self._reserved: set[str] = set()
 
     def reserve(self, cid: str, rpc: str) -> None:
+        """Claim an id while the container is being made (a second create is refused)."""
         with self._lock:
-            if cid in self._by_id:
+            if cid in self._by_id or cid in self._reserved:
                 raise AlreadyExists(f"{rpc}: container {cid!r} already exists")
+            self._reserved.add(cid)
+
+    def add(self, c: Container) -> None:
+        with self._lock:
+            self._reserved.discard(c.id)
+            self._by_id[c.id] = c
+
+    def release(self, cid: str) -> None:
+        with self._lock:
+            self._reserved.discard(cid)
 
     def get(self, cid: str, rpc: str) -> Container:
         with self._lock:

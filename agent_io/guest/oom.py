@@ -1,37 +1,37 @@
-"""OOM events: a container process killed by SIGKILL while the kernel's oom_kill count rose.
+"""OOM events from the container's memory cgroup (v2 memory.events, v1 memory.oom_control).
 
-The agent never sends such a kill itself (those are flagged), so a SIGKILL exit that
-coincides with /proc/vmstat's oom_kill counter increasing is the kernel OOM killer.
+Whenever one of a container's processes exits, the cgroup's oom_kill counter is read; a
+rise since the last look is one OOM event for that container. The counter is raised by
+the kernel before its victim dies, so the exit that follows an OOM kill always sees it.
 """
 
 from __future__ import annotations
 
 import collections
-import signal
 import threading
 
-from agent_io.guest import procfs
+from agent_io.guest import cgroups
+from agent_io.guest.container import Container
 from agent_io.guest.process import Process
 from agent_io.guest.stdio import IsActive
 
 
 class OomEvents:
-    """A queue of container ids whose processes the kernel OOM-killed."""
+    """A queue of container ids whose cgroup saw an OOM kill."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._events: collections.deque[str] = collections.deque()
 
-    def watch(self, container_id: str, proc: Process) -> None:
-        def exited(p: Process) -> None:
-            if (
-                p.status == 128 + signal.SIGKILL
-                and not p.killed_by_agent
-                and procfs.vmstat_counter("oom_kill") > p.oom_kills_at_start
-            ):
-                with self._cond:
-                    self._events.append(container_id)
-                    self._cond.notify_all()
+    def watch(self, c: Container, proc: Process) -> None:
+        def exited(_p: Process) -> None:
+            kills = cgroups.oom_kills(c.cgroups)
+            with self._cond:
+                if kills <= c.oom_seen:
+                    return
+                c.oom_seen = kills
+                self._events.append(c.id)
+                self._cond.notify_all()
 
         proc.on_exit(exited)
 

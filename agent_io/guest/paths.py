@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 KATA_SHARED_PREFIX = "/run/kata-containers/shared/containers/"
+
+# Below the guest dir, private to the agent: runc's state root, bundles, console sockets.
+PRIVATE_DIR = ".agent"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -43,20 +45,26 @@ class GuestPaths:
     def __init__(self, guest_dir: Path, shared_dir: Path) -> None:
         self.guest_dir = guest_dir.resolve()
         self.shared_dir = shared_dir.resolve()
+        self.private = self.guest_dir / PRIVATE_DIR
 
     def host(self, guest_path: str, what: str) -> Path:
-        """Host path for a guest path; the Kata shared prefix maps to the shared dir."""
+        """Host path for a guest path; the Kata shared prefix maps to the shared dir.
+
+        The agent's own dir (runc's state, bundles, console sockets) is never reachable,
+        nor any dir that holds it: a container that could bind it could rewrite runc's
+        state or catch another container's terminal."""
         if not guest_path.startswith("/"):
             raise PathRefused(f"{what}: guest path {guest_path!r} is not absolute")
         prefix = KATA_SHARED_PREFIX.rstrip("/")
         if guest_path == prefix or guest_path.startswith(KATA_SHARED_PREFIX):
             return confined(self.shared_dir, guest_path[len(prefix):], what)
-        return confined(self.guest_dir, guest_path, what)
+        host = confined(self.guest_dir, guest_path, what)
+        resolved = host.resolve()
+        if resolved == self.private or self.private in resolved.parents \
+                or resolved in self.private.parents:
+            raise PathRefused(f"{what}: guest path {guest_path!r} holds the agent's own state")
+        return host
 
     def resolv_conf(self) -> Path:
         return self.guest_dir / "etc" / "resolv.conf"
 
-
-def is_rootfs(path: Path) -> bool:
-    """A directory holds a root filesystem when it has a shell at bin/sh (often a symlink)."""
-    return os.path.lexists(path / "bin" / "sh")

@@ -1,23 +1,15 @@
-"""One container process: how it is started (chroot, ids, session, death signal) and waited."""
+"""One container process as the agent tracks it: its stdio, its exit status, signalling."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-from agent_io.guest import procfs
-from agent_io.guest.spawner import Reaper, Spawner
 from agent_io.guest.stdio import IsActive, Stdio
-
-_CHILDEXEC = str(Path(__file__).with_name("childexec.py"))
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -33,7 +25,7 @@ class ProcessSpec:
     terminal: bool = False
     rows: int = 0
     cols: int = 0
-    root: Path | None = None  # chroot here when set
+    oci: dict[str, Any] = field(default_factory=dict)  # the OCI process as received
 
 
 class SpawnError(ValueError):
@@ -50,7 +42,6 @@ class Process:
         self.pid = pid
         self.status: int | None = None
         self.killed_by_agent = False
-        self.oom_kills_at_start = procfs.vmstat_counter("oom_kill")
         self._exited = threading.Event()
         self._lock = threading.Lock()
         self._on_exit: list[Callable[[Process], None]] = []
@@ -89,64 +80,14 @@ class Process:
                     return None
         return self.status
 
-    def signal(self, signum: int, *, group: bool) -> None:
-        """Signal the process (or its whole process group); a dead process is not an error."""
+    def signal(self, signum: int) -> None:
+        """Signal the process by pid (an exec; runc signals a container's init); a dead
+        process is not an error."""
         if self.exited:
             return
         if signum == signal.SIGKILL:
             self.killed_by_agent = True
         try:
-            if group:
-                os.killpg(self.pid, signum)
-            else:
-                os.kill(self.pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:
             pass
-
-
-def start(exec_id: str, spec: ProcessSpec, spawner: Spawner, reaper: Reaper, where: str) -> Process:
-    """Fork+exec on the spawner thread; the reaper reports the exit."""
-    if not spec.args:
-        raise SpawnError(f"{where}: process has no args")
-    stdio = Stdio(spec.terminal, spec.rows, spec.cols)
-    env = dict(e.split("=", 1) for e in spec.env if "=" in e)
-    env.setdefault("PATH", _DEFAULT_PATH)
-    if spec.terminal:
-        env.setdefault("TERM", "xterm")
-
-    status_r, status_w = os.pipe()
-    payload = json.dumps({
-        "args": spec.args, "env": env, "cwd": spec.cwd or "/", "uid": spec.uid, "gid": spec.gid,
-        "groups": spec.groups, "terminal": spec.terminal, "parent": os.getpid(),
-        "root": str(spec.root) if spec.root is not None else None,
-    })
-
-    def fork() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-I", "-S", _CHILDEXEC, payload, str(status_w)],
-            stdin=stdio.child_fds[0], stdout=stdio.child_fds[1], stderr=stdio.child_fds[2],
-            env={}, start_new_session=True, pass_fds=(status_w,),
-        )
-
-    try:
-        popen = spawner.call(fork)
-    except (OSError, subprocess.SubprocessError) as exc:
-        popen, failure = None, str(exc)
-    finally:
-        os.close(status_w)
-        stdio.close_child_ends()
-    if popen is not None:
-        with os.fdopen(status_r, "rb") as status:
-            failure = status.read().decode(errors="replace")  # empty: exec succeeded
-    else:
-        os.close(status_r)
-    if failure:
-        if popen is not None:
-            reaper.watch(popen.pid, lambda _status: None)  # reap the failed helper
-        stdio.close()
-        raise SpawnError(f"{where}: cannot start {spec.args!r}: {failure}")
-    popen.returncode = 0  # the reaper owns waitpid; keep Popen from polling on collection
-    proc = Process(exec_id, spec, stdio, popen.pid)
-    reaper.watch(popen.pid, proc._reaped)
-    return proc
-

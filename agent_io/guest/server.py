@@ -16,6 +16,7 @@ from agent_io.faults import FaultPlan
 from agent_io.guest import syscalls, vmport
 from agent_io.guest.admission import WORKERS, BlockingAdmission, LateCalls
 from agent_io.guest.health import HealthServicer
+from agent_io.guest.launcher import LauncherConfig
 from agent_io.guest.paths import GuestPaths
 from agent_io.guest.servicer import AgentServicer
 from protos import agent_pb2_grpc, health_pb2_grpc
@@ -50,7 +51,8 @@ def socket_path(listen: str) -> Path:
 
 
 def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
-          namespaced: bool, *, kernel_params: str = "", vm_port: str = "") -> int:
+          namespaced: bool, launcher: LauncherConfig, *, kernel_params: str = "",
+          vm_port: str = "") -> int:
     """Run until SIGTERM/SIGINT; then end every container process, unmount, remove the socket.
 
     `kernel_params` is what a VM's kernel would have booted with: kept as the guest's
@@ -75,7 +77,7 @@ def serve(listen: str, guest_dir: Path, shared_dir: Path, faults: str | None,
     root = os.geteuid() == 0
     owns_machine = namespaced or bool(vm_port)
     agent = AgentServicer(GuestPaths(guest_dir, shared_dir), may_mount=root and owns_machine,
-                          own_uts=owns_machine)
+                          own_uts=owns_machine, launcher=launcher)
     interceptors = [BlockingAdmission(), *([plan.server_interceptor()] if plan else []),
                     LateCalls()]
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rpc"),

@@ -10,13 +10,13 @@ from typing import Any
 import grpc
 
 from agent_io import messages as m
+from agent_io.guest import control
 from agent_io.guest import process as procs
-from agent_io.guest import procfs
-from agent_io.guest.container import Container, ContainerTable, container_spec, process_spec
+from agent_io.guest.container import Container, ContainerTable, process_spec
 from agent_io.guest.copyfile import FileCopier
-from agent_io.guest.errors import AlreadyExists, Timeout, WrongState, rpc
+from agent_io.guest.errors import AlreadyExists, WrongState, rpc
+from agent_io.guest.launcher import Launcher, LauncherConfig
 from agent_io.guest.network import NetworkState
-from agent_io.guest.ocimounts import oci_binds, system_mounts
 from agent_io.guest.oom import OomEvents
 from agent_io.guest.paths import GuestPaths, check_id
 from agent_io.guest.pstable import ps_table
@@ -44,11 +44,14 @@ def _eid(req: Any, rpc_name: str) -> str:
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     """State of one guest: its sandbox, containers, storages, network, and recorded requests."""
 
-    def __init__(self, paths: GuestPaths, *, may_mount: bool, own_uts: bool) -> None:
+    def __init__(self, paths: GuestPaths, *, may_mount: bool, own_uts: bool,
+                 launcher: LauncherConfig) -> None:
         self.paths = paths
         self.storages = Storages(paths, may_mount)
         self.spawner = Spawner()
         self.reaper = Reaper()
+        self.launcher = Launcher(paths, self.spawner, self.reaper, binary=launcher.runtime,
+                                 init=launcher.init, token=launcher.token)
         self.containers = ContainerTable()
         self.network = NetworkState()
         self.oom = OomEvents()
@@ -89,10 +92,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return _EMPTY
 
     def shutdown(self) -> None:
-        """End every container process and unmount what the agent mounted (SIGTERM path)."""
+        """End every container and unmount what the agent mounted (SIGTERM path); the
+        guest's cgroups and runc's state go too (the janitor would, but it need not)."""
         for c in self.containers.all():
             self._destroy_container(c, timeout=5.0, context=None)
         self.storages.release_all()
+        self.launcher.remove_all()
 
     # -- containers ------------------------------------------------------------------------
 
@@ -100,24 +105,23 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def CreateContainer(self, req: pb.CreateContainerRequest, context: Ctx) -> m.Empty:
         cid = _cid(req, "CreateContainer")
         init_exec = check_id("exec id", req.exec_id, "CreateContainer", allow_empty=True) or cid
-        self.containers.reserve(cid, "CreateContainer")
         where = f"CreateContainer {cid!r}"
-        spec = container_spec(req, self.paths, where)
-        storages = self.storages.setup(list(req.storages), where)
-        if spec.root is not None:
-            try:
-                storages += system_mounts(spec.root, self.storages, where)
-                storages += oci_binds(req.OCI, spec.root, self.paths, self.storages, where)
-            except BaseException:
-                self.storages.release(storages)
-                raise
-        c = Container(id=cid, init_exec=init_exec, init_spec=spec, storages=storages,
-                      resources=req.OCI.Linux.Resources if req.OCI.HasField("Linux") else None)
+        user = req.string_user if req.HasField("string_user") else None
+        spec = process_spec(req.OCI.Process if req.OCI.HasField("Process") else None, user,
+                            where)
+        self.containers.reserve(cid, "CreateContainer")
+        storages: list = []
         try:
-            self.containers.add(c, "CreateContainer")
+            storages = self.storages.setup(list(req.storages), where)
+            c = self.launcher.create(cid, init_exec, spec, req, where)
         except BaseException:
             self.storages.release(storages)
+            self.containers.release(cid)
             raise
+        c.storages = storages
+        if c.pending is not None:
+            self.oom.watch(c, c.pending)
+        self.containers.add(c)
         return _EMPTY
 
     @rpc
@@ -127,14 +131,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         with c.lock:
             if c.state != "created":
                 raise WrongState(f"StartContainer: container {cid!r} is {c.state}, not created")
-            self._start(c, c.init_exec, c.init_spec, f"StartContainer {cid!r}")
+            c.add(self.launcher.start(c, f"StartContainer {cid!r}"), "StartContainer")
             c.state = "running"
         return _EMPTY
-
-    def _start(self, c: Container, exec_id: str, spec: procs.ProcessSpec, where: str) -> None:
-        proc = procs.start(exec_id, spec, self.spawner, self.reaper, where)
-        c.add(proc, where)
-        self.oom.watch(c.id, proc)
 
     @rpc
     def ExecProcess(self, req: pb.ExecProcessRequest, context: Ctx) -> m.Empty:
@@ -143,14 +142,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         c = self.containers.get(cid, "ExecProcess")
         where = f"ExecProcess {cid!r}/{eid!r}"
         user = req.string_user if req.HasField("string_user") else None
-        spec = c.exec_spec(process_spec(req.process if req.HasField("process") else None,
-                                        user, None, where))
+        spec = process_spec(req.process if req.HasField("process") else None, user, where)
         with c.lock:
             if c.state not in ("running", "paused"):
                 raise WrongState(f"{where}: container is {c.state}, not running")
             if eid in c.processes or eid == cid:
                 raise AlreadyExists(f"{where}: exec id already exists")
-            self._start(c, eid, spec, where)
+            proc = self.launcher.exec(c, eid, spec, where)
+            c.add(proc, where)
+            self.oom.watch(c, proc)
         return _EMPTY
 
     @rpc
@@ -160,10 +160,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         signum = req.signal
         if not 0 < signum < signal.NSIG:
             raise ValueError(f"SignalProcess {cid!r}: bad signal {signum}")
-        if eid == "":
-            c.signal_all(signum)
-        else:
-            c.process(eid, "SignalProcess").signal(signum, group=False)
+        control.signal_container(self.launcher.runc, c, eid, signum)
         return _EMPTY
 
     @rpc
@@ -182,70 +179,46 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     def _destroy_container(self, c: Container, timeout: float | None,
                            context: grpc.ServicerContext | None) -> None:
-        """SIGKILL every process group, wait (timeout None = no limit), then forget it."""
+        """SIGKILL every process, wait (timeout None = no limit), runc delete, forget it."""
         is_active = context.is_active if context is not None else (lambda: True)
         with c.lock:
-            c.state = "stopping"
-            c.signal_all(signal.SIGCONT)  # a paused group must run to die
-            c.signal_all(signal.SIGKILL)
-            for p in c.processes.values():
-                if p.wait(is_active, timeout) is None and not p.exited:
-                    raise Timeout(f"RemoveContainer {c.id!r}: exec {p.exec_id!r} (pid {p.pid}) "
-                                  f"still running after {timeout} s")
-            for p in c.processes.values():
-                p.stdio.close()
+            control.destroy(self.launcher.runc, c, timeout, is_active)
             self.storages.release(c.storages)
-            c.state = "stopped"
         self.containers.remove(c.id)
 
     @rpc
     def PauseContainer(self, req: pb.PauseContainerRequest, context: Ctx) -> m.Empty:
         c = self.containers.get(_cid(req, "PauseContainer"), "PauseContainer")
         with c.lock:
-            c.pause("PauseContainer")
+            control.pause(self.launcher.runc, c, "PauseContainer")
         return _EMPTY
 
     @rpc
     def ResumeContainer(self, req: pb.ResumeContainerRequest, context: Ctx) -> m.Empty:
         c = self.containers.get(_cid(req, "ResumeContainer"), "ResumeContainer")
         with c.lock:
-            c.resume("ResumeContainer")
+            control.resume(self.launcher.runc, c, "ResumeContainer")
         return _EMPTY
 
     @rpc
     def UpdateContainer(self, req: pb.UpdateContainerRequest, context: Ctx) -> m.Empty:
         c = self.containers.get(_cid(req, "UpdateContainer"), "UpdateContainer")
         with c.lock:
-            c.resources = req.resources
+            control.update(self.launcher.runc, c, req.resources)
         return _EMPTY
-
-    def _members(self, c: Container) -> list[procfs.ProcStat]:
-        return procfs.members({p.pid for p in c.live()})
 
     @rpc
     def StatsContainer(self, req: pb.StatsContainerRequest,
                        context: Ctx) -> pb.StatsContainerResponse:
         c = self.containers.get(_cid(req, "StatsContainer"), "StatsContainer")
-        members = self._members(c)
-        user = sum(s.utime_ns for s in members)
-        kernel = sum(s.stime_ns for s in members)
-        res = c.resources
-        mem_limit = res.Memory.Limit if res is not None and res.HasField("Memory") else 0
-        pid_limit = res.Pids.Limit if res is not None and res.HasField("Pids") else 0
-        stats = m.agent.CgroupStats(
-            cpu_stats=m.agent.CpuStats(cpu_usage=m.agent.CpuUsage(
-                total_usage=user + kernel, usage_in_usermode=user, usage_in_kernelmode=kernel)),
-            memory_stats=m.agent.MemoryStats(usage=m.agent.MemoryData(
-                usage=sum(s.rss_bytes for s in members), limit=max(mem_limit, 0))),
-            pids_stats=m.agent.PidsStats(current=len(members), limit=max(pid_limit, 0)),
-        )
-        return m.agent.StatsContainerResponse(cgroup_stats=stats)
+        return m.agent.StatsContainerResponse(
+            cgroup_stats=control.stats(self.launcher.runc, c))
 
     @rpc
     def ListProcesses(self, req: pb.ListProcessesRequest, context: Ctx) -> pb.ListProcessesResponse:
         cid = _cid(req, "ListProcesses")
         c = self.containers.get(cid, "ListProcesses")
-        pids = [s.pid for s in self._members(c)]
+        pids = control.pids(self.launcher.runc, c)
         table = ps_table(pids, req.format, list(req.args), f"ListProcesses {cid!r}")
         return m.agent.ListProcessesResponse(process_list=table)
 
@@ -315,7 +288,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     @rpc
     def GetGuestDetails(self, req: pb.GuestDetailsRequest, context: Ctx) -> pb.GuestDetailsResponse:
         details = m.agent.AgentDetails(
-            version=AGENT_VERSION, init_daemon=os.getpid() == 1,
+            version=AGENT_VERSION, init_daemon=os.getpid() == 1, supports_seccomp=True,
             storage_handlers=[*SHARED_DRIVERS, "ephemeral", "local"],
         )
         resp = m.agent.GuestDetailsResponse(agent_details=details)

@@ -1,4 +1,4 @@
-"""A process's stdio: three pipes, or one pty when the OCI process asks for a terminal."""
+"""A process's stdio: three pipes, or the master of the pty runc made for a terminal."""
 
 from __future__ import annotations
 
@@ -19,24 +19,26 @@ _POLL_S = 0.25
 class Stdio:
     """Parent ends of a process's stdio; `child_fds` are handed to the spawn then closed."""
 
-    def __init__(self, terminal: bool, rows: int = 0, cols: int = 0) -> None:
+    def __init__(self, terminal: bool) -> None:
         self.terminal = terminal
         self._locks = {"stdout": threading.Lock(), "stderr": threading.Lock()}
         self._stdin_lock = threading.Lock()
         self._eof: set[str] = set()
         self._closed = False
-        if terminal:
-            master, slave = os.openpty()
-            self._fds: dict[str, int | None] = {"stdin": master, "stdout": master, "stderr": None}
-            self.child_fds: tuple[int, ...] = (slave, slave, slave)
-            if rows or cols:
-                self._winsize(master, rows, cols)
-        else:
+        self.child_fds: tuple[int, ...] = ()
+        self._fds: dict[str, int | None] = {"stdin": None, "stdout": None, "stderr": None}
+        if not terminal:
             in_r, in_w = os.pipe()
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             self._fds = {"stdin": in_w, "stdout": out_r, "stderr": err_r}
             self.child_fds = (in_r, out_w, err_w)
+
+    def attach_terminal(self, master: int, rows: int, cols: int) -> None:
+        """The pty master runc sent back over the console socket."""
+        self._fds = {"stdin": master, "stdout": master, "stderr": None}
+        if rows or cols:
+            self._winsize(master, rows, cols)
 
     def close_child_ends(self) -> None:
         for fd in set(self.child_fds):

@@ -92,37 +92,6 @@ class Storages:
             return Prepared("local", st.mount_point, host, False)
         raise StorageError(f"{what}: unsupported driver {st.driver!r} (fstype {st.fstype!r})")
 
-    def bind(self, source: Path, target: Path, readonly: bool, where: str) -> Prepared:
-        """Bind `source` onto `target` (made if missing) when the agent may mount."""
-        if not self._may_mount:
-            return Prepared("bind", str(target), target, False)
-        if source.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch(exist_ok=True)
-        syscalls.mount(str(source), str(target), None, syscalls.MS_BIND | syscalls.MS_REC)
-        with self._lock:
-            self._mounted.append(target)
-        if readonly:
-            syscalls.mount("none", str(target), None,
-                           syscalls.MS_REMOUNT | syscalls.MS_BIND | syscalls.MS_RDONLY)
-        return Prepared("bind", str(target), target, True)
-
-    def special(self, fstype: str, target: Path, where: str) -> Prepared | None:
-        """Mount a kernel file system (proc, tmpfs) or the guest's /dev, /sys onto an existing
-        target, when the agent may mount; None when it may not or the target is missing."""
-        if not self._may_mount or not target.is_dir() or target.is_symlink():
-            return None
-        if fstype in ("dev", "sys"):   # the guest's own trees, with their submounts
-            syscalls.mount(f"/{fstype}", str(target), None, syscalls.MS_BIND | syscalls.MS_REC)
-        else:
-            syscalls.mount(fstype, str(target), fstype, syscalls.MS_NOSUID | syscalls.MS_NODEV,
-                           "mode=1777" if fstype == "tmpfs" else "")
-        with self._lock:
-            self._mounted.append(target)
-        return Prepared(fstype, str(target), target, True)
-
     def release(self, prepared: list[Prepared]) -> None:
         """Unmount what these storages mounted (reverse order); already gone is fine."""
         for p in reversed(prepared):

@@ -6,6 +6,10 @@ import argparse
 import os
 import secrets
 import sys
+from pathlib import Path
+
+from agent_io import convert
+from agent_io.rootfs import RootfsError, check_rootfs
 
 from ..errors import InvalidRequest
 from ..spec import ContainerConfig, Mount, SandboxConfig
@@ -89,10 +93,15 @@ def configs(args: argparse.Namespace) -> tuple[SandboxConfig, ContainerConfig]:
     sid = args.id or f"run-{secrets.token_hex(4)}"
     mounts = tuple(parse_volume(v) for v in args.volume)
     rootfs = os.path.abspath(args.rootfs) if args.rootfs else None
-    if rootfs and not os.path.isdir(rootfs):
-        raise InvalidRequest(f"--rootfs {args.rootfs!r}: {rootfs!r} is not a directory")
+    env = {**DEFAULT_ENV, **parse_env(args.env)}
+    if rootfs:
+        try:
+            check_rootfs(Path(rootfs), command_of(args), convert.env_list(env),
+                         args.workdir or "/", f"--rootfs {args.rootfs!r}:")
+        except RootfsError as exc:
+            raise InvalidRequest(str(exc)) from None
     container = ContainerConfig(
-        id=sid, args=tuple(command_of(args)), env={**DEFAULT_ENV, **parse_env(args.env)},
+        id=sid, args=tuple(command_of(args)), env=env,
         cwd=args.workdir, user=args.user,
         rootfs=rootfs, mounts=mounts,
         terminal=args.tty, hostname=args.hostname, oci=console_size() if args.tty else None)

@@ -58,13 +58,9 @@ def _plan_rootfs(ctx: ContainerContext) -> dict:
         "source": str(_host_view_dir(ctx, cfg.id)) if default else cfg.rootfs,
             "default": default, "target": str(ctx.layout.rootfs_target(cfg.id)),
             "dir": str(ctx.layout.container_dir(cfg.id))}
-    if default and ctx.host.driver == "namespaces":
+    if default:   # the container gets it read-only (oci_spec), runc its /proc and /dev
         view = host.plan_host_view(ctx.host.private_paths)
         args.update(links=view.links, binds=list(view.binds), dirs=list(view.dirs))
-    elif default:
-        # A plain-process guest cannot give a chroot its /proc and /dev: an empty rootfs
-        # makes it run the container on the host's own file system instead.
-        args.update(links={}, binds=[], dirs=[])
     return args
 
 
@@ -174,8 +170,9 @@ def _plan_guest_container(ctx: ContainerContext) -> dict:
     return guest_request(cfg, ctx.host.config, ctx.sandbox_id, volumes)
 
 
-# The reference guest agent reports no seccomp support, so seccomp never crosses the wire.
-GUEST_SECCOMP_SUPPORTED = False
+# The reference guest agent launches containers with runc, which applies seccomp: the
+# seed's rule (disable_guest_seccomp) alone decides whether the profile crosses the wire.
+GUEST_SECCOMP_SUPPORTED = True
 
 
 def oci_mounts(cfg: ContainerConfig) -> list[dict]:
@@ -260,7 +257,9 @@ def oci_spec(cfg: ContainerConfig, mounts: list[dict]) -> dict:
         **spec.get("process", {}), "terminal": cfg.terminal, "args": list(cfg.args),
         "env": convert.env_list(cfg.env), "cwd": cfg.cwd,
         "user": oci_user(cfg.user)}
-    spec["root"] = {"path": container_root_path(cfg.id), "readonly": False}
+    # The default rootfs is the host's own file system: read-only, always.
+    readonly = cfg.rootfs is None or bool((spec.get("root") or {}).get("readonly"))
+    spec["root"] = {"path": container_root_path(cfg.id), "readonly": readonly}
     spec["hostname"] = cfg.hostname or spec.get("hostname", "")
     spec["mounts"] = mounts
     spec["annotations"] = {**spec.get("annotations", {}), **cfg.annotations}

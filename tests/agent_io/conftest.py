@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from guestkit import REPO, alive, descendants, mounts_under
+from guestkit import REPO, ROOTFS, alive, descendants, mounts_under
+from hostcheck import busybox_tree
 
 from agent_io.client import AgentClient
 
@@ -58,6 +59,7 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
         guest, shared = base / "guest", base / "shared"
         for d in (run, guest, shared):
             d.mkdir(parents=True, mode=0o700, exist_ok=True)
+        busybox_tree(guest / ROOTFS.lstrip("/"))
         sock, log = run / "agent.sock", base / "agent.log"
         cmd = [sys.executable, "-m", "agent_io.guest", "--listen", f"unix:{sock}",
                "--guest-dir", str(guest), "--shared-dir", str(shared)]

@@ -52,7 +52,10 @@ def mounts_under(path: Path) -> list[str]:
     return points
 
 
-def oci_spec(args: list[str], *, terminal: bool = False, root: str = "", cwd: str = "/",
+ROOTFS = "/rootfs"  # the guest path of the busybox tree every test agent's guest dir holds
+
+
+def oci_spec(args: list[str], *, terminal: bool = False, root: str = ROOTFS, cwd: str = "/",
              env: tuple[str, ...] = ("PATH=/usr/bin:/bin",)):
     """A minimal OCI spec as the runtime sends it."""
     from agent_io import messages as m

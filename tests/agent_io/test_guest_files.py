@@ -105,10 +105,16 @@ def run_in_rootfs(client: AgentClient) -> None:
     client.destroy_sandbox()
 
 
-def test_container_without_rootfs_runs_on_host_fs(agent):
+def test_a_rootfs_that_cannot_run_the_command_is_refused(agent):
+    """Never a silent fall back to another root: missing, empty, or without the command."""
     (agent.shared_dir / "c2" / "rootfs").mkdir(parents=True)
-    agent.client.create_container("c2", oci_spec(["cat", "/proc/self/status"],
-                                                 root=f"{SHARED}/c2/rootfs"))
-    agent.client.start_container("c2")
-    assert b"Name:\tcat" in read_all(agent.client, "c2", "c2")
-    assert agent.client.wait_process("c2", "c2") == 0
+    (agent.shared_dir / "c3" / "rootfs" / "etc").mkdir(parents=True)
+    for cid, root, why in (("c2", f"{SHARED}/c2/rootfs", "is empty"),
+                           ("c3", f"{SHARED}/c3/rootfs", "has no executable 'cat'"),
+                           ("c4", f"{SHARED}/c4/rootfs", "is not a directory"),
+                           ("c5", "", "no root.path")):
+        with pytest.raises(AgentRpcError) as err:
+            agent.client.create_container(cid, oci_spec(["cat", "/proc/self/status"],
+                                                        root=root))
+        assert err.value.code == "INVALID_ARGUMENT" and why in err.value.details, cid
+    assert not (agent.guest_dir / ".agent" / "runc" / "c2").exists()

@@ -18,8 +18,10 @@ from agent_io import messages as m
 pytestmark = pytest.mark.root
 
 
-def _run(agent, cid: str, args: list[str]) -> bytes:
-    agent.client.create_container(cid, oci_spec(args))
+def _run(agent, cid: str, args: list[str], mounts: tuple = ()) -> bytes:
+    spec = oci_spec(args)
+    spec.Mounts.extend(mounts)
+    agent.client.create_container(cid, spec)
     agent.client.start_container(cid)
     out = read_all(agent.client, cid, cid)
     assert agent.client.wait_process(cid, cid) == 0
@@ -34,13 +36,17 @@ def test_processes_see_only_the_namespace(start_agent):
     assert _run(agent, "h", ["hostname"]) == b"ns-box\n"
     assert socket.gethostname() != "ns-box"
     pids = sorted(int(p) for p in _run(agent, "ls", ["ls", "/proc"]).split() if p.isdigit())
-    assert pids[0] == 1 and len(pids) < 10  # the agent (pid 1), its helpers and this ls
+    assert pids[0] == 1 and len(pids) == 2  # its own PID namespace: its init and this ls
     ps = _run(agent, "ps", ["ps", "-e", "-o", "pid="]).split()
-    assert b"1" in ps and len(ps) < 10
-    # The tmpfs is mounted inside the namespace only: the host sees a plain directory.
+    assert len(ps) == 2 and ps[0] == b"1"
+    # The tmpfs is mounted inside the agent's namespace only: the host sees a plain
+    # directory; containers that bind it share it.
     assert mounts_under(agent.guest_dir) == []
-    inside = _run(agent, "mnt", ["grep", "-c", "sandbox/shm", "/proc/self/mountinfo"])
-    assert inside == b"1\n"
+    shm = m.oci.Mount(destination="/dev/shm", type="bind", options=["rbind", "rw"],
+                      source="/run/kata-containers/sandbox/shm")
+    _run(agent, "w", ["sh", "-c", "echo shared > /dev/shm/x"], mounts=(shm,))
+    assert _run(agent, "r", ["cat", "/dev/shm/x"], mounts=(shm,)) == b"shared\n"
+    assert not (agent.guest_dir / "run/kata-containers/sandbox/shm/x").exists()
     agent.client.destroy_sandbox()
 
 

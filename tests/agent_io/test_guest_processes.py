@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from guestkit import oci_spec, proc_state, read_all, wait_until
+from hostcheck import command_pids, freezer_state
 
 from agent_io import messages as m
 from agent_io.errors import AgentRpcError
@@ -19,7 +20,8 @@ def _run(agent, cid: str, args: list[str], **kw) -> None:
 
 
 def _pids(agent, cid: str) -> list[int]:
-    return json.loads(agent.client.list_processes(cid, "json"))
+    """The container's processes but its init (tini, pid 1 inside, runs the command)."""
+    return command_pids(json.loads(agent.client.list_processes(cid, "json")))
 
 
 def test_echo_stdout_stderr_and_exit_status(agent):
@@ -56,15 +58,16 @@ def test_sleep_signal_wait_from_several_callers(agent):
     assert results == [128 + signal.SIGTERM] * 3
 
 
-def test_pause_resume_visible_in_proc(agent):
+def test_pause_resume_freezes_the_cgroup(agent):
     _run(agent, "p", ["sleep", "600"])
     (pid,) = _pids(agent, "p")
     agent.client.pause_container("p")
-    wait_until(lambda: proc_state(pid) == "T", "paused process in state T")
+    assert freezer_state(pid) == "FROZEN"
     with pytest.raises(AgentRpcError) as err:
         agent.client.pause_container("p")
     assert err.value.code == "FAILED_PRECONDITION"
     agent.client.resume_container("p")
+    assert freezer_state(pid) == "THAWED"
     wait_until(lambda: proc_state(pid) == "S", "resumed process sleeping")
     agent.client.remove_container("p")
     wait_until(lambda: proc_state(pid) == "gone", "removed container's process reaped")
@@ -80,7 +83,7 @@ def test_exec_in_running_container_and_signal_all(agent):
     with pytest.raises(AgentRpcError) as err:
         agent.client.exec_process("e", "x2", m.oci.Process(Args=["true"], Cwd="/"))
     assert err.value.code == "ALREADY_EXISTS"
-    assert len(_pids(agent, "e")) == 2
+    assert len(_pids(agent, "e")) == 2  # the container's command and the exec
     agent.client.signal_process("e", signal.SIGKILL, all=True)
     assert agent.client.wait_process("e", "x2") == 128 + signal.SIGKILL
     assert agent.client.wait_process("e", "e") == 128 + signal.SIGKILL
@@ -113,7 +116,7 @@ def test_stats_and_ps_table(agent):
     lines = table.splitlines()
     assert lines[0].split()[0] == "PID"
     assert any(line.split()[0] == str(pid) for line in lines[1:])
-    assert len(lines) == 2  # only this container's process, not the host's
+    assert len(lines) == 3  # only this container's init and command, not the host's
 
 
 def test_remove_with_timeout_and_bad_requests(agent):
@@ -132,7 +135,6 @@ def test_remove_with_timeout_and_bad_requests(agent):
     with pytest.raises(AgentRpcError) as err:
         agent.client.start_container("nope")
     assert err.value.code == "NOT_FOUND" and "'nope'" in err.value.details
-    agent.client.create_container("bad", oci_spec(["/no/such/program"]))
-    with pytest.raises(AgentRpcError) as err:
-        agent.client.start_container("bad")
+    with pytest.raises(AgentRpcError) as err:  # refused before runc makes anything
+        agent.client.create_container("bad", oci_spec(["/no/such/program"]))
     assert err.value.code == "INVALID_ARGUMENT" and "/no/such/program" in err.value.details

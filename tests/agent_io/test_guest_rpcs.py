@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -105,12 +106,15 @@ def test_exit_fault_kills_agent_and_then_unavailable(start_agent):
 def test_sigterm_is_a_clean_shutdown(agent):
     agent.client.create_container("c", oci_spec(["sleep", "600"]))
     agent.client.start_container("c")
-    (pid,) = [int(p) for p in agent.client.list_processes("c", "json").decode()[1:-1].split(",")]
+    pids = json.loads(agent.client.list_processes("c", "json"))  # init and sleep
+    assert len(pids) == 2
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.proc.wait(30) == 0
     assert not Path(agent.url[len("unix:"):]).exists()
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # reaped by the agent before it left: not even a zombie
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped by the agent before it left: not even a zombie
+    assert not (agent.guest_dir / ".agent").exists()  # runc's state and bundles went too
     with pytest.raises(AgentUnavailable):
         agent.new_client().check()
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostcheck import scrub
+from hostcheck import busybox_tree, scrub
 
 from eventstore import EventStore
 
@@ -95,7 +95,7 @@ def make_bundle(tmp_path: Path):
 
 
 def write_bundle(bundle: Path, args: list[str], **extra: object) -> Path:
-    (bundle / "rootfs").mkdir(parents=True)
+    busybox_tree(bundle / "rootfs")
     config = {"ociVersion": "1.0.2",
               "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
                           "env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "cwd": "/"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hostcheck import busybox_tree
 
 from eventstore import RecordedEvent
 from sandbox_fsm import InvalidRequest
@@ -40,7 +41,7 @@ def test_parse_volume(tmp_path):
 
 
 def test_bundle_spec_to_configs(tmp_path):
-    (tmp_path / "rootfs").mkdir()
+    busybox_tree(tmp_path / "rootfs")
     spec = {"process": {"args": ["sh"], "env": ["A=1=2"], "cwd": "/w",
                         "user": {"uid": 5, "gid": 6}, "terminal": True},
             "root": {"path": "rootfs"}, "hostname": "h", "annotations": {"k": "v"},

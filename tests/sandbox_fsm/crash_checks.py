@@ -21,7 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 def check_host_matches(rt: Runtime, run: Path, state: SandboxState) -> None:
     """No mount the ledger does not hold, no process the ledger does not name, and live
     recorded processes only for a running sandbox."""
-    held = {r["path"] for r in state.ledger.values() if r["kind"] == "mount"}
+    held_mounts = [r for r in state.ledger.values() if r["kind"] == "mount"]
+    held = {r["path"] for r in held_mounts}
+    for r in held_mounts:   # a recursive bind of a host view copies the view's binds
+        if r.get("copies"):
+            src = r["copies"] + "/"
+            held |= {r["path"] + "/" + p[len(src):] for p in set(held) if p.startswith(src)}
     layout = rt.layout(state.id)
     # shared/ is a recursive slave bind of mounts/: mounts/<x> shows up again as shared/<x>.
     mirrored = {str(layout.shared / os.path.relpath(p, layout.mounts)) for p in held

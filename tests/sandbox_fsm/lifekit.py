@@ -30,13 +30,18 @@ class HostView:
         return sorted(p.pid for p in find_by_cmdline(str(self.run)))
 
     def files(self) -> set[str]:
-        """Paths under the runtime dir, without the kept logs (they are diagnostics)."""
+        """Paths under the runtime dir, without the kept logs (they are diagnostics) and
+        without what is mounted in a container's rootfs (the host's or the user's files,
+        which others change: the mount points themselves are listed)."""
         found = set()
+        points = set(self.mounts())
         for top, dirnames, filenames in os.walk(self.run):
             rel = os.path.relpath(top, self.run)
             if os.path.basename(rel) == "log":
                 continue
             found.update(os.path.join(rel, n) for n in dirnames + filenames)
+            dirnames[:] = [d for d in dirnames if "rootfs" not in Path(rel, d).parts
+                           or os.path.join(top, d) not in points]
         return found
 
     def snapshot(self) -> tuple[list[str], list[int], set[str]]:

@@ -1,19 +1,19 @@
 """Operations on running sandboxes and containers against the real guest: pause/resume
-seen in /proc, copy file in the guest dir, the machine calls (each logged), the reads (not
-logged), and a failing rpc compensated (the opposite rpc) with the state left as it was."""
+seen in the cgroup's freezer, copy file in the guest dir, the machine calls (each logged),
+the reads (not logged), and a failing rpc compensated (the opposite rpc) with the state
+left as it was."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hostcheck import make_config
+from hostcheck import command_pids, freezer_state, make_config
 
 from agent_io import AgentDead
 from agent_io.faults import ENV_VAR
@@ -36,18 +36,19 @@ def proc_state(pid: int) -> str:
 
 
 def wait_state(pid: int, want: str) -> None:
-    """SIGSTOP/SIGCONT are asynchronous: poll /proc until the kernel shows `want`."""
+    """A paused container's cgroup is FROZEN (runc pause), a resumed one THAWED."""
+    frozen = {"T": "FROZEN", "S": "THAWED"}[want]
     for _ in range(200):
-        if proc_state(pid) == want:
+        if freezer_state(pid) == frozen:
             return
         time.sleep(0.01)
-    assert proc_state(pid) == want, f"pid {pid} is {proc_state(pid)}, want {want}"
+    assert freezer_state(pid) == frozen, f"pid {pid}'s cgroup is {freezer_state(pid)}"
 
 
 def pids(rt: Runtime, cid: str) -> list[int]:
     """Pids of the container's processes, from the guest's ps (process driver: host pids)."""
     listed = json.loads(rt.list_processes(SID, cid, format="json"))
-    return [p["pid"] if isinstance(p, dict) else p for p in listed]
+    return command_pids([p["pid"] if isinstance(p, dict) else p for p in listed])
 
 
 def last_op(rt: Runtime) -> list[str]:
@@ -175,7 +176,7 @@ def test_update_tty_and_stdin_are_logged_stats_and_ps_are_not(running):
     version = rt.state(SID).version
     stats = rt.stats(SID, "c1")
     assert stats["memory_limit"] == 256 << 20 and stats["pids_limit"] == 64
-    assert stats["pids_current"] == 1 and stats["memory_usage"] > 0
+    assert stats["pids_current"] == 2 and stats["memory_usage"] > 0   # init and sleep
     table = rt.list_processes(SID, "c1")
     assert b"PID" in table and b"sleep 60" in table
     assert rt.state(SID).version == version, "a read appended to the log"
@@ -219,32 +220,17 @@ def test_guest_machine_calls_are_logged(running):
     assert rt.state(SID).state == "running"
 
 
-@pytest.fixture
-def memory_cgroup(tmp_path: Path) -> Iterator[Path]:
-    """A v1 memory cgroup limited to 32 MiB (root); removed once its processes are gone."""
-    parent = Path("/sys/fs/cgroup/memory")
-    if os.geteuid() != 0 or not (parent / "memory.limit_in_bytes").exists():
-        pytest.skip("needs root and a cgroup v1 memory hierarchy")
-    group = parent / f"sbx-test-{tmp_path.name}"
-    group.mkdir()
-    (group / "memory.limit_in_bytes").write_text(str(32 << 20))
-    yield group
-    for _ in range(100):
-        try:
-            group.rmdir()
-            return
-        except OSError:
-            time.sleep(0.05)
-    group.rmdir()
-
-
 @pytest.mark.root
 @pytest.mark.timeout(60)
-def test_an_oom_kill_is_reported_and_recorded(running, memory_cgroup):
+def test_an_oom_kill_is_reported_and_recorded(running):
+    """A memory limit set by UpdateContainer (runc update) is enforced by the container's
+    cgroup: the kernel kills the hog, the guest reports it, the runtime records it."""
     rt = running()
     rt.create_container(SID, ContainerConfig("hog", args=(
-        "sh", "-c", f"echo $$ > {memory_cgroup}/cgroup.procs && exec tail /dev/zero")))
+        "sh", "-c", "read go && exec tail /dev/zero")))
     rt.start_container(SID, "hog")
+    rt.update_container(SID, "hog", {"memory": {"limit": 32 << 20, "swap": 32 << 20}})
+    rt.write_stdin(SID, "hog", b"go\n")
     assert rt.wait_oom_event(SID) == "hog"
     assert rt.wait(SID, "hog") == 137
     assert any(e.type == "ContainerOOMKilled" and e.data["container"] == "hog"
