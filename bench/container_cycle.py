@@ -1,8 +1,10 @@
 """One container through the guest agent: CreateContainer, StartContainer, WaitProcess,
-RemoveContainer, timed against a real agent (used by lifecycle_bench.py)."""
+RemoveContainer, timed against a real agent; the anchor is a bare `runc run` of the same
+rootfs in the same run (used by lifecycle_bench.py; run alone, it prints both)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -92,9 +94,39 @@ def agent_cycles(n: int, namespaces: bool) -> list[float]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def runc_run_cycles(n: int) -> list[float]:
+    """The anchor: `runc run` (create+start+wait+delete in one) of the same busybox
+    rootfs with runc's default spec, stdio to /dev/null."""
+    base = Path(tempfile.mkdtemp(prefix="cycle-bench-runc-", dir="/var/tmp"))
+    try:
+        busybox_rootfs(base)
+        subprocess.run(["runc", "spec"], cwd=base, check=True)
+        config = json.loads((base / "config.json").read_text())
+        config["process"].update(terminal=False, args=["/bin/true"])
+        (base / "config.json").write_text(json.dumps(config))
+        root = base / "state"
+        times = []
+        for i in range(n + 1):
+            t0 = time.perf_counter()
+            subprocess.run(["runc", "--root", str(root), "run", "--bundle", str(base),
+                            f"bench{i}"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, check=True)
+            times.append(time.perf_counter() - t0)
+        return times[1:]   # the first one warms the page cache
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def compare(n: int) -> dict[str, float]:
+    """Medians (ms) of the agent's cycle per driver and of the bare runc anchor, now."""
+    anchor = statistics.median(runc_run_cycles(n)) * 1e3
+    out = {"runc_run_ms": anchor}
+    for name, ns in (("agent_process_ms", False), ("agent_namespaces_ms", True)):
+        out[name] = statistics.median(agent_cycles(n, ns)) * 1e3
+    return out
+
+
 if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    for ns in (False, True):
-        times = agent_cycles(count, ns)
-        print(f"namespaces={ns}: median {statistics.median(times) * 1e3:.1f} ms "
-              f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}) over {count}")
+    figures = compare(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    for key, value in figures.items():
+        print(f"{key:<22}{value:8.1f} ms  ({value / figures['runc_run_ms']:.2f}x runc run)")

@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from container_cycle import compare  # noqa: E402
+
 from eventstore import EventStore, NewEvent  # noqa: E402
 from sandbox_fsm import Runtime, RuntimeConfig, host  # noqa: E402
 from sandbox_fsm.spec import ContainerConfig, SandboxConfig  # noqa: E402
@@ -110,6 +112,9 @@ def main() -> int:
     parser.add_argument("--driver", choices=["namespaces", "process"],
                         default="namespaces" if os.geteuid() == 0 else "process")
     parser.add_argument("--dir", default="/var/tmp", help="parent of the temp dir (on disk)")
+    parser.add_argument("--containers", type=int, default=10,
+                        help="container cycles through the guest agent and through a bare "
+                             "`runc run` (0: skip)")
     parser.add_argument("--run-dir", default=None,
                         help="parent of the runtime dirs (sockets, mounts, logs), e.g. a tmpfs "
                              "as /run is in production (default: beside the log, on disk)")
@@ -142,6 +147,7 @@ def main() -> int:
                 for phase, seconds in times.items():
                     phases[mode][phase].append(seconds)
         anchor = durable_append_ms(root)
+        cycle = compare(args.containers) if args.containers and os.geteuid() == 0 else {}
     finally:
         for counted in runtimes.values():
             counted.rt.close()
@@ -168,8 +174,12 @@ def main() -> int:
           f"{extra:.1f} ms ~ {extra / per_lifecycle:.2f} ms per commit")
     print(f"wall: durable {wall['durable']:.3f} s, non-durable {wall['nondurable']:.3f} s, "
           f"ratio {ratio:.3f} (target <= {TARGET_RATIO})")
+    for key, value in cycle.items():
+        print(f"container create+start+wait+delete, {key}: {value:.1f} ms "
+              f"({value / cycle['runc_run_ms']:.2f}x a bare runc run)")
     print(json.dumps({
         "bench": "lifecycle", "sandboxes": n, "driver": args.driver,
+        "container_cycle_ms": {k: round(v, 2) for k, v in cycle.items()},
         "log_dir": args.dir, "run_dir": args.run_dir or args.dir,
         "phase_median_ms": {m: {p: round(v, 3) for p, v in medians[m].items()} for m in modes},
         "commits_per_lifecycle": per_lifecycle, "side_effect_steps": step_count,

@@ -12,6 +12,8 @@ import os
 import shutil
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sandbox_fsm import RuntimeConfig
@@ -85,9 +87,15 @@ def freezer_state(pid: int) -> str:
     raise AssertionError(f"pid {pid} is in no freezer cgroup")
 
 
-def command_pids(pids: list[int]) -> list[int]:
-    """A container's processes but its init (tini, pid 1 inside, runs the command)."""
-    return [p for p in pids if comm(p) != INIT_COMM]
+def command_pids(list_pids: Callable[[], list[int]], count: int = 1) -> list[int]:
+    """A container's processes but its init (tini, pid 1 inside, runs the command) and
+    runc's own, once at least `count` are there (the init starts the command)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = [p for p in list_pids() if comm(p) != INIT_COMM and not comm(p).startswith("runc")]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def make_config(driver: str = "namespaces", *, tracing: bool = False,

@@ -19,9 +19,9 @@ def _run(agent, cid: str, args: list[str], **kw) -> None:
     agent.client.start_container(cid)
 
 
-def _pids(agent, cid: str) -> list[int]:
+def _pids(agent, cid: str, count: int = 1) -> list[int]:
     """The container's processes but its init (tini, pid 1 inside, runs the command)."""
-    return command_pids(json.loads(agent.client.list_processes(cid, "json")))
+    return command_pids(lambda: json.loads(agent.client.list_processes(cid, "json")), count)
 
 
 def test_echo_stdout_stderr_and_exit_status(agent):
@@ -83,7 +83,7 @@ def test_exec_in_running_container_and_signal_all(agent):
     with pytest.raises(AgentRpcError) as err:
         agent.client.exec_process("e", "x2", m.oci.Process(Args=["true"], Cwd="/"))
     assert err.value.code == "ALREADY_EXISTS"
-    assert len(_pids(agent, "e")) == 2  # the container's command and the exec
+    assert len(_pids(agent, "e", 2)) == 2  # the container's command and the exec
     agent.client.signal_process("e", signal.SIGKILL, all=True)
     assert agent.client.wait_process("e", "x2") == 128 + signal.SIGKILL
     assert agent.client.wait_process("e", "e") == 128 + signal.SIGKILL

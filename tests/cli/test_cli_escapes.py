@@ -39,6 +39,13 @@ def test_proc_1_root_is_the_containers_root(run, tmp_path):
     assert not (target / "pwned").exists()
 
 
+def test_the_default_rootfs_is_the_hosts_read_only(run, tmp_path):
+    out = _sh(run, "touch /usr/sbx-escape; touch /sbx-escape; mount -o remount,rw / "
+                   "&& echo REMOUNTED; echo tmp > /tmp/t && cat /tmp/t")
+    assert out.stdout == "tmp\n" and out.stderr.count("Read-only file system") >= 2, out
+    assert not Path("/usr/sbx-escape").exists() and not Path("/sbx-escape").exists()
+
+
 def test_a_read_only_volume_cannot_be_remounted(run, tmp_path):
     data = tmp_path / "d"
     data.mkdir()

@@ -312,7 +312,7 @@ def test_a_crash_in_a_new_step_is_recovered(dirs, tmp_path, knob, sandbox, conta
         assert (state.containers["c1"].state if container else None) == container
         assert types(rt)[-1] == "OperationAborted"
         if container:
-            assert rt.stats(SID, "c1")["pids_current"] == 1
+            assert rt.stats(SID, "c1")["pids_current"] == 2   # the container's init, sleep
             rt.pause_container(SID, "c1")   # the guest was resumed: pausing again works
         else:
             assert state.guest is None and not find_by_cmdline(str(run))

@@ -47,8 +47,11 @@ def wait_state(pid: int, want: str) -> None:
 
 def pids(rt: Runtime, cid: str) -> list[int]:
     """Pids of the container's processes, from the guest's ps (process driver: host pids)."""
-    listed = json.loads(rt.list_processes(SID, cid, format="json"))
-    return command_pids([p["pid"] if isinstance(p, dict) else p for p in listed])
+    def listed() -> list[int]:
+        found = json.loads(rt.list_processes(SID, cid, format="json"))
+        return [p["pid"] if isinstance(p, dict) else p for p in found]
+
+    return command_pids(listed)
 
 
 def last_op(rt: Runtime) -> list[str]:
