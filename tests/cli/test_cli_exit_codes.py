@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hostcheck import busybox_tree
 
 SBX = str(Path(sys.executable).parent / "sbx")
 
@@ -18,7 +19,7 @@ SBX = str(Path(sys.executable).parent / "sbx")
 @pytest.fixture(scope="module")
 def host(module_sbx, tmp_path_factory):
     bundle = tmp_path_factory.mktemp("bundle")
-    (bundle / "rootfs").mkdir()
+    busybox_tree(bundle / "rootfs")
     (bundle / "config.json").write_text(json.dumps({
         "ociVersion": "1.0.2", "root": {"path": "rootfs"},
         "process": {"args": ["sleep", "300"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]}}))

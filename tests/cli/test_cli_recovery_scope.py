@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hostcheck import scrub
+from hostcheck import busybox_tree, scrub
 
 from sandbox_fsm.host import identity_of, is_alive
 
@@ -44,7 +44,7 @@ def test_recovery_leaves_a_guest_whose_socket_path_contains_ours(short_dir: Path
     ours_run = short_dir / "a" / "r"
     theirs_run = short_dir / "a" / "x" / str(ours_run).lstrip("/")
     bundle = short_dir / "bundle"
-    (bundle / "rootfs").mkdir(parents=True)
+    busybox_tree(bundle / "rootfs")
     (bundle / "config.json").write_text(json.dumps({
         "ociVersion": "1.0.2", "root": {"path": "rootfs"},
         "process": {"args": ["sleep", "300"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]}}))

@@ -12,16 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from hostcheck import freezer_state
 
 from agent_io.faults import ENV_VAR
 from sandbox_fsm import ContainerConfig, OperationFailed, Runtime, SandboxConfig, load_config
 
 DEADLINE, DELAY = 1.0, 2.5
-
-
-def _proc_state(pid: int) -> str:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    return raw[raw.rindex(")") + 2]
 
 
 def _runtime(dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -71,11 +67,11 @@ def test_a_late_call_never_lands_after_its_undo(rpc: str, dirs, tmp_path, monkey
             assert b"sleep 77" not in rt.list_processes("s", "first")
         elif rpc == "PauseContainer":
             assert rt.state("s").containers["first"].state == "running"
-            assert _proc_state(pid) in "RS"         # not stopped behind the log's back
+            assert freezer_state(pid) == "THAWED"   # not frozen behind the log's back
         else:
-            assert rt.state("s").state == "paused" and _proc_state(pid) == "T"
+            assert rt.state("s").state == "paused" and freezer_state(pid) == "FROZEN"
             rt.resume_sandbox("s")                  # and it can be resumed
-            assert _proc_state(pid) in "RS"
+            assert freezer_state(pid) == "THAWED"
     finally:
         _teardown(rt)
 
