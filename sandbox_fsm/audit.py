@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidRequest
-from .machines import KINDS, STATES
 from .names import Ev, State, Trigger
 from .projection import Projector
 from .state import SandboxState
@@ -197,6 +196,7 @@ def path_taken(events: Iterable[Any], kind: str = "sandbox", container: str | No
 
 def diagram(kind: str = "sandbox", taken: Sequence[Transition] = ()) -> str:
     """The lifecycle machine as a Mermaid state diagram; `taken` states and edges marked."""
+    from .machines import KINDS, STATES  # here: building machines is for diagrams only
     if kind not in KINDS:
         raise InvalidRequest(f"no lifecycle machine {kind!r} (known: {', '.join(KINDS)})")
     edges = KINDS[kind].edges()

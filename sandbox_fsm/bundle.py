@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_io.rootfs import RootfsError, check_rootfs
 
 from .errors import InvalidRequest
-from .spec import ContainerConfig, Mount, SandboxConfig
+
+if TYPE_CHECKING:  # imported when a bundle is read: `sbx state` needs only the annotation
+    from .spec import ContainerConfig, Mount, SandboxConfig
 
 BUNDLE_ANNOTATION = "io.katacontainers.pkg.oci.bundle_path"   # where kata keeps it too
 RESERVED_ANNOTATIONS = ("io.sbx.", BUNDLE_ANNOTATION)
@@ -50,6 +52,7 @@ def load_bundle(bundle: str | os.PathLike[str], container_id: str
 def configs_from_spec(spec: Any, bundle: str, container_id: str, *, where: str
                       ) -> tuple[SandboxConfig, ContainerConfig]:
     """The pure part of `load_bundle`: spec dict -> configs (paths relative to bundle)."""
+    from .spec import ContainerConfig, SandboxConfig
     if not isinstance(spec, dict):
         raise InvalidRequest(f"{where}: the top level must be a JSON object")
     process = _field(spec, "process", dict, where)
@@ -132,6 +135,7 @@ def _rootfs(spec: dict, bundle: str, process: dict, where: str) -> str | None:
 
 
 def _binds(spec: dict, bundle: str, where: str) -> tuple[Mount, ...]:
+    from .spec import Mount
     binds = []
     for i, m in enumerate(_field(spec, "mounts", list, where, [])):
         if not isinstance(m, dict):

@@ -17,7 +17,6 @@ from typing import NoReturn
 from eventstore import EventStoreError, StoreCorrupted
 
 from ..errors import OperationFailed, SandboxError
-from ..host import MountError
 from . import context, guestimage, history, oci, report, run, trace
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -76,6 +75,7 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
 
 def explain(exc: BaseException) -> tuple[int, str]:
     """(exit code, one line for stderr) for an error that reached the top."""
+    from ..host import MountError  # here, not at the top: the read verbs never need it
     if isinstance(exc, OperationFailed) and isinstance(exc.cause, MountError) \
             and exc.cause.errno in (errno.EPERM, errno.EACCES):
         return exc.exit_code, f"mounting needs root (CAP_SYS_ADMIN); run as root ({exc})"

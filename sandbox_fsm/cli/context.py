@@ -9,16 +9,18 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventstore import EventStore
 
 from .. import host
-from ..config import RuntimeConfig, load_config
 from ..errors import NotFound, SandboxError
 from ..host import InvalidId, validate_id
 from ..names import ABSENT, State
-from ..runtime import Runtime
+
+if TYPE_CHECKING:  # the verbs import what they use when they run (sbx list stays small)
+    from ..config import RuntimeConfig
+    from ..runtime import Runtime
 
 
 def default_dirs(environ: Mapping[str, str] | None = None, euid: int | None = None
@@ -42,6 +44,7 @@ def events_path(args: argparse.Namespace) -> str:
 
 
 def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
+    from ..config import RuntimeConfig, load_config
     return load_config(args.config) if args.config else RuntimeConfig.default()
 
 
@@ -58,6 +61,7 @@ def this_process() -> str:
 def writer(args: argparse.Namespace, *, recover: bool = True) -> Iterator[Runtime]:
     """A Runtime that may append; opening it recovers what a killed `sbx` left half-done,
     including the sandboxes of `sbx run`s killed before they could remove them."""
+    from ..runtime import Runtime
     rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args), recover=recover)
     if recover:
         reap_orphans(rt)
@@ -78,6 +82,7 @@ def reader(args: argparse.Namespace) -> Iterator[Runtime | None]:
     if not os.path.exists(os.path.join(path, "data.mdb")):
         yield None
         return
+    from ..runtime import Runtime
     rt = Runtime(EventStore.open(path, readonly=True), args.runtime_dir, runtime_config(args))
     try:
         yield rt

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..drivers import guestimage
 from . import context
 
 
@@ -27,6 +26,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from ..drivers import guestimage
     conf = context.runtime_config(args)
     cache = args.cache_dir or guestimage.cache_dir(args.state_dir)
     image = guestimage.ensure(cache, args.kernel or conf.hypervisor.kernel, force=args.force)

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventstore import EventStore, EventStoreError, StoreCorrupted
 
@@ -20,8 +20,10 @@ from .. import audit
 from ..errors import InvalidRequest, NotFound, SandboxError
 from ..names import Ev
 from ..repository import stream_of
-from ..state import SandboxState
 from . import context
+
+if TYPE_CHECKING:
+    from ..state import SandboxState
 
 RED, YELLOW, RESET = "\033[31m", "\033[33m", "\033[0m"
 

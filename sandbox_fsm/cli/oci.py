@@ -10,17 +10,15 @@ import sys
 import threading
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent_io import AgentError
-
-from ..audit import iso
-from ..bundle import BUNDLE_ANNOTATION, load_bundle
 from ..errors import InvalidRequest, NotFound, SandboxError
 from ..names import ABSENT, ACTIVE, STARTED, State
-from ..runtime import Runtime
-from ..state import SandboxState
 from . import context
+
+if TYPE_CHECKING:  # each verb imports what it uses when it runs (sbx list stays small)
+    from ..runtime import Runtime
+    from ..state import SandboxState
 
 OCI_VERSION = "1.0.2"
 MAX_INTERVAL = 86400.0   # a day between stats; more overflows timers
@@ -79,6 +77,7 @@ def parse_signal(text: str) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    from ..bundle import load_bundle
     sandbox, container = load_bundle(args.bundle, args.id)
     with context.writer(args) as rt:
         rt.create_sandbox(sandbox)
@@ -98,6 +97,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def oci_state(state: SandboxState, cid: str) -> dict[str, Any]:
+    from ..bundle import BUNDLE_ANNOTATION
     """The OCI runtime-spec state of container `cid` as the log says it is."""
     c = state.containers.get(cid)
     status = c.status if c else state.state
@@ -183,6 +183,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..audit import iso
     rows: list[dict[str, Any]] = []
     with context.reader(args) as rt:
         for state in rt.list_sandboxes() if rt is not None else []:
@@ -215,6 +216,7 @@ def interval(text: str) -> float:
 
 def cmd_events(args: argparse.Namespace) -> int:
     """Stats every --interval (each query is an operation in the log) and OOM events."""
+    from agent_io import AgentError
     with context.writer(args) as rt:
         client = rt.agent_for(rt.state(args.id))
         stop = threading.Event()

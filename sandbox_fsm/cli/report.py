@@ -11,13 +11,15 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequest, NotFound
 from ..repository import STREAM_PREFIX
-from ..runtime import Runtime
 from . import context
 from .history import read_anchor
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -7,16 +7,20 @@ import os
 import secrets
 import sys
 from pathlib import Path
-
-from agent_io import convert
-from agent_io.rootfs import RootfsError, check_rootfs
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidRequest
-from ..spec import ContainerConfig, Mount, SandboxConfig
 from . import context
 from .session import Interrupted, SignalGate, attach
 
-DEFAULT_ENV = ContainerConfig(id="x").env
+if TYPE_CHECKING:  # imported when a verb runs, not to build the parser
+    from ..spec import ContainerConfig, Mount, SandboxConfig
+
+
+def default_env() -> dict[str, str]:
+    """The environment every container gets unless told otherwise."""
+    from ..spec import ContainerConfig
+    return ContainerConfig(id="x").env
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -76,6 +80,7 @@ def parse_volume(spec: str) -> Mount:
     source = os.path.abspath(parts[0])
     if not os.path.exists(source):
         raise InvalidRequest(f"--volume {spec!r}: source {source!r} does not exist")
+    from ..spec import Mount
     return Mount(source=source, destination=parts[1], readonly=parts[2:] == ["ro"])
 
 
@@ -90,11 +95,14 @@ def console_size() -> dict | None:
 
 def configs(args: argparse.Namespace) -> tuple[SandboxConfig, ContainerConfig]:
     """Everything `sbx run` was asked for, validated before anything is written."""
+    from ..spec import ContainerConfig, SandboxConfig
     sid = args.id or f"run-{secrets.token_hex(4)}"
     mounts = tuple(parse_volume(v) for v in args.volume)
     rootfs = os.path.abspath(args.rootfs) if args.rootfs else None
-    env = {**DEFAULT_ENV, **parse_env(args.env)}
+    env = {**default_env(), **parse_env(args.env)}
     if rootfs:
+        from agent_io import convert
+        from agent_io.rootfs import RootfsError, check_rootfs
         try:
             check_rootfs(Path(rootfs), command_of(args), convert.env_list(env),
                          args.workdir or "/", f"--rootfs {args.rootfs!r}:")
@@ -146,7 +154,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     ContainerConfig(id=args.id, args=tuple(cmd), env=env, cwd=args.workdir or "/",
                     user=args.user or "0:0").validated()
     with context.writer(args) as rt, SignalGate() as gate:
-        exec_id = rt.exec(args.id, args.id, cmd, env={**DEFAULT_ENV, **env} if env else None,
+        exec_id = rt.exec(args.id, args.id, cmd, env={**default_env(), **env} if env else None,
                           cwd=args.workdir, user=args.user, terminal=args.tty)
         return attach(rt, gate, args.id, args.id, exec_id, interactive=args.interactive,
                       terminal=args.tty)

@@ -16,9 +16,12 @@ import threading
 import time
 import tty
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import SandboxError
-from ..runtime import Runtime
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SIGPIPE_GRACE = 5.0

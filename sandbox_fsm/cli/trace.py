@@ -12,13 +12,15 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequest
-from ..runtime import STREAM_PREFIX, Runtime
+from ..repository import STREAM_PREFIX
 from . import context
 from .history import _open_when_written
 from .report import sandboxes
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
+
+    from ..repository import Repository
 
     from ..tracing.export import Sender
 
@@ -39,7 +41,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     e.set_defaults(func=cmd_trace_export)
 
 
-def _chosen(rt: Runtime | None, args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
+def _chosen(rt: Repository | None, args: argparse.Namespace) -> list[tuple[str, list[Any]]]:
     """The sandboxes to export now; following an empty log waits for the first one."""
     if args.follow and not args.ids and (rt is None or next(
             iter(rt.store.streams(STREAM_PREFIX)), None) is None):
