@@ -17,6 +17,7 @@ from .. import host
 from ..errors import NotFound, SandboxError
 from ..host import InvalidId, validate_id
 from ..names import ABSENT, State
+from ..repository import Repository
 
 if TYPE_CHECKING:  # the verbs import what they use when they run (sbx list stays small)
     from ..config import RuntimeConfig
@@ -72,25 +73,27 @@ def writer(args: argparse.Namespace, *, recover: bool = True) -> Iterator[Runtim
 
 
 @contextmanager
-def reader(args: argparse.Namespace) -> Iterator[Runtime | None]:
-    """A Runtime over the log opened read-only (None when there is no log yet).
+def reader(args: argparse.Namespace) -> Iterator[Repository | None]:
+    """The sandboxes of the log opened read-only (None when there is no log yet).
 
     Read-only, so it works while a Runtime in another process writes, and a query can
-    never append anything.
+    never append anything; a Repository, not a Runtime, so a query loads no agent
+    client, configuration or operations.
     """
+    if args.config:
+        runtime_config(args)  # a query needs no configuration, but a bad one is refused
     path = events_path(args)
     if not os.path.exists(os.path.join(path, "data.mdb")):
         yield None
         return
-    from ..runtime import Runtime
-    rt = Runtime(EventStore.open(path, readonly=True), args.runtime_dir, runtime_config(args))
+    store = EventStore.open(path, readonly=True)
     try:
-        yield rt
+        yield Repository(store)
     finally:
-        rt.close()
+        store.close()
 
 
-def need(rt: Runtime | None, sandbox_id: str, args: argparse.Namespace) -> Runtime:
+def need(rt: Repository | None, sandbox_id: str, args: argparse.Namespace) -> Repository:
     """The reader, or NotFound when there is no log at all."""
     if rt is None:
         raise NotFound(f"no sandbox {sandbox_id!r}: there is no event log at "

@@ -19,7 +19,7 @@ from . import context
 from .history import read_anchor
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from ..repository import Repository
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=cmd_report)
 
 
-def sandboxes(rt: Runtime | None, ids: Sequence[str], args: argparse.Namespace
+def sandboxes(rt: Repository | None, ids: Sequence[str], args: argparse.Namespace
               ) -> list[tuple[str, list[Any]]]:
     """(id, events) of the named sandboxes, or of all; NotFound before anything is written."""
     if rt is None:
