@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
     from ..repository import Repository
-
     from ..tracing.export import Sender
 
 

@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("grpc", "google.protobuf", "agent_io", "transitions", "sandbox_fsm.runtime",
+HEAVY = ("grpc", "google.protobuf", "agent_io.client", "agent_io.messages", "protos",
+         "transitions", "sandbox_fsm.runtime",
          "sandbox_fsm.operations", "sandbox_fsm.spec", "sandbox_fsm.config")
 PROBE = """
 import io, json, sys
