@@ -151,6 +151,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     cmd = command_of(args)
     env = parse_env(args.env)
     # the same checks as a container's process, before anything is written
+    from ..spec import ContainerConfig
     ContainerConfig(id=args.id, args=tuple(cmd), env=env, cwd=args.workdir or "/",
                     user=args.user or "0:0").validated()
     with context.writer(args) as rt, SignalGate() as gate:
