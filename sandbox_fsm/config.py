@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -126,6 +127,16 @@ class RuntimeSection:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """Where `sbx ship` sends this host's log and where `sbx fleet` reads every host's."""
+
+    nats_url: str = ""
+    stream: str = field(default="SBX_EVENTS", metadata={"pattern": r"[A-Za-z0-9_-]{1,64}"})
+    replicas: int = field(default=1, metadata=_min(1))
+    host_id: str = field(default="", metadata={"pattern": r"([A-Za-z0-9][A-Za-z0-9_-]{0,63})?"})
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """The whole configuration; `default()` works with no file at all."""
 
@@ -133,6 +144,7 @@ class RuntimeConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     source: str = "<defaults>"
 
     @classmethod
@@ -239,12 +251,16 @@ def _value(hint: Any, meta: Mapping[str, Any], value: Any, source: str, label: s
         raise ConfigError(source, label, f"{value!r} is not valid", _accepted(hint, meta))
     if "min" in meta and value < meta["min"]:
         raise ConfigError(source, label, f"{value!r} is too small", _accepted(hint, meta))
+    if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(source, label, f"{value!r} is not valid", _accepted(hint, meta))
     return float(value) if hint is float else value
 
 
 def _accepted(hint: type, meta: Mapping[str, Any]) -> str:
     if "choices" in meta:
         return ", ".join(repr(c) for c in meta["choices"])
+    if "pattern" in meta:
+        return f"a string matching {meta['pattern']}"
     noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
     return f"{noun} >= {meta['min']}" if "min" in meta else noun
 

@@ -17,7 +17,7 @@ from typing import NoReturn
 from eventstore import EventStoreError, StoreCorrupted
 
 from ..errors import OperationFailed, SandboxError
-from . import context, guestimage, history, oci, report, run, trace
+from . import context, fleet, guestimage, history, oci, report, run, trace
 
 OK, FAILED, USAGE = 0, 1, 2
 HOST_REFUSALS = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.register(sub, common)
     guestimage.register(sub, common)
     trace.register(sub, common)
+    fleet.register(sub, common)
     agent = sub.add_parser("agent", help="the reference guest agent")
     agent_sub = agent.add_subparsers(dest="agent_cmd", metavar="serve", required=True)
     serve = agent_sub.add_parser("serve", help="run the guest agent (args: see --help)",
