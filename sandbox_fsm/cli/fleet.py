@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequest, NotFound
@@ -114,7 +115,9 @@ def cmd_ship(args: argparse.Namespace) -> int:
         status = asyncio.run(_ship(shipper, args.until_caught_up,
                                  lambda: None if configured else save_host_id(args.state_dir,
                                                                               host_id)))
-    if args.json:
+    if not args.json:       # the last line stays: finished on a terminal, added otherwise
+        sys.stderr.write("\n" if sys.stderr.isatty() else status.line() + "\n")
+    else:
         context.emit_line({"host": status.host, "shipped": status.shipped,
                            "head": status.head, "published": status.published,
                            "duplicates": status.duplicates, "reconnects": status.reconnects})
@@ -132,11 +135,17 @@ async def _ship(shipper: Any, until_caught_up: bool, started: Any) -> ShipStatus
 
 
 def _status_printer(args: argparse.Namespace) -> Any:
+    """On a terminal, one line rewritten in place; otherwise a line when the link changes
+    or every 10 s, so a log file does not grow by a line a second."""
     tty = sys.stderr.isatty()
+    last = {"at": 0.0, "connected": None}
 
     def show(status: ShipStatus) -> None:
-        if args.json:
+        now = time.monotonic()
+        if args.json or (not tty and status.connected == last["connected"]
+                         and now - float(last["at"] or 0) < 10):
             return
+        last.update(at=now, connected=status.connected)
         sys.stderr.write(("\r\033[K" if tty else "") + status.line() + ("" if tty else "\n"))
         sys.stderr.flush()
     return show

@@ -96,7 +96,7 @@ async def connect(opts: NatsOptions, first: int = 0) -> Client:
         except FleetAuthFailed:
             raise
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            problems.append(f"{redact(url)}: {_reason(exc)}")
+            problems.append(f"{redact(url)}: {reason(exc)}")
     raise FleetUnreachable("cannot reach NATS: " + "; ".join(problems))
 
 
@@ -120,14 +120,14 @@ async def _connect_one(opts: NatsOptions, url: str) -> Client:
         exc = seen[-1] if seen and isinstance(exc, nats.errors.NoServersError) else exc
         if _is_auth(exc):
             raise FleetAuthFailed(f"NATS at {redact(url)} refused the credentials: "
-                                  f"{_reason(exc)}") from None
+                                  f"{reason(exc)}") from None
         if isinstance(exc, OSError | nats.errors.Error | TimeoutError):
             raise exc from None
-        raise FleetUnreachable(f"cannot reach NATS at {redact(url)}: {_reason(exc)}"
+        raise FleetUnreachable(f"cannot reach NATS at {redact(url)}: {reason(exc)}"
                                ) from None
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
 

@@ -7,13 +7,15 @@ the read.
 
 from __future__ import annotations
 
+from typing import Any
+
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
 from . import wire
-from .connect import NatsOptions, connect
-from .errors import FleetStreamMissing
+from .connect import NatsOptions, connect, reason
+from .errors import FleetStreamMissing, FleetUnreachable
 
 
 class Messages:
@@ -30,6 +32,9 @@ async def read_messages(opts: NatsOptions, stream: str, host: str | None = None,
     nc = await connect(opts)
     try:
         return await _read(nc, stream, host, idle_timeout)
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise FleetUnreachable(f"reading stream {stream!r} at {opts.where()}: "
+                               f"{reason(exc)}") from None
     finally:
         await nc.close()
 
@@ -43,19 +48,33 @@ async def _count(nc: Client, stream: str, subject: str) -> int:
     return sum((info.state.subjects or {}).values())
 
 
+async def _subscribe(nc: Client, stream: str, subject: str, attempts: int = 8) -> Any:
+    """An ordered consumer. A cluster that lost a node may place the consumer on it (the
+    server picks a peer of the stream), and then its creation times out: a timeout is
+    retried with a new placement, after a short one."""
+    for attempt in range(attempts):
+        try:
+            return await nc.jetstream(timeout=2.0).subscribe(subject, stream=stream,
+                                                             ordered_consumer=True)
+        except nats.errors.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def _read(nc: Client, stream: str, host: str | None, idle_timeout: float) -> Messages:
     out = Messages()
     subject = wire.host_filter(host)
     if await _count(nc, stream, subject) == 0:
         return out
-    sub = await nc.jetstream().subscribe(subject, stream=stream, ordered_consumer=True)
+    sub = await _subscribe(nc, stream, subject)
     try:
         while True:
             try:
                 msg = await sub.next_msg(timeout=idle_timeout)
             except nats.errors.TimeoutError:
-                raise nats.errors.TimeoutError(
-                    f"stream {stream!r} stopped delivering before its end") from None
+                raise FleetUnreachable(f"stream {stream!r} stopped delivering before its "
+                                       "end") from None
             meta = msg.metadata
             try:
                 out.shipped.append(wire.shipped_from(meta.sequence.stream, msg.subject,

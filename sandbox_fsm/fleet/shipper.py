@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 from eventstore import EventStore
 
 from . import wire
-from .connect import NatsOptions, connect, ensure_stream
+from .connect import NatsOptions, connect, ensure_stream, reason
 from .errors import FleetAuthFailed, FleetUnreachable, LocalLogMismatch, StreamConflict
 from .feed import Feed
 
@@ -87,6 +87,10 @@ class Shipper:
         try:
             await ensure_stream(self._nc.jetstream(), self.stream, self.replicas)
             await self._resume_point(self._nc.jetstream())
+        except _TRANSIENT as exc:
+            await self._close()
+            raise FleetUnreachable(f"JetStream at {self.options.where()} did not answer "
+                                   f"(is it enabled, -js?): {reason(exc)}") from None
         except BaseException:
             await self._close()
             raise
@@ -154,6 +158,7 @@ class Shipper:
     async def _session(self, js: JetStreamContext, until_caught_up: bool,
                        stop: asyncio.Event) -> None:
         """One connection's worth of shipping, from the server's resume point."""
+        await ensure_stream(js, self.stream, self.replicas)   # it may have been removed
         resumed = await self._resume_point(js)
         if self._resumed:   # after a break: resend from the last ack in order (duplicates
             resumed = min(resumed, self.status.shipped)   # are dropped by the stream)
@@ -185,6 +190,8 @@ class Shipper:
                     if until_caught_up and self.status.shipped >= self.store.last_position():
                         return
                 self._report()
+            while pending:          # stopped: what was sent is acknowledged before we go
+                await self._ack(pending.popleft())
         finally:
             feed.close()
             for _, _, fut in pending:

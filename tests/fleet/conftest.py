@@ -9,10 +9,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nats
+import nats.errors
 import nats.js.errors
 import pytest
 from hostcheck import scrub
@@ -135,7 +137,8 @@ def stream_messages(url: str, stream: str = "SBX_EVENTS") -> list[tuple[str, int
                 return []
             out = []
             if total:
-                sub = await js.subscribe("sbx.events.>", stream=stream, ordered_consumer=True)
+                sub = await nc.jetstream(timeout=2).subscribe("sbx.events.>", stream=stream,
+                                                              ordered_consumer=True)
                 while len(out) < total:
                     m = await sub.next_msg(timeout=10)
                     h = m.headers or {}
@@ -145,7 +148,14 @@ def stream_messages(url: str, stream: str = "SBX_EVENTS") -> list[tuple[str, int
             return out
         finally:
             await nc.close()
-    return asyncio.run(read())
+    for attempt in range(10):   # a cluster that lost a node may place the consumer on it
+        try:
+            return asyncio.run(read())
+        except (nats.errors.Error, TimeoutError):
+            if attempt == 9:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def assert_exactly_once(url: str, host: Host, stream: str = "SBX_EVENTS") -> int:

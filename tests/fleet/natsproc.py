@@ -35,8 +35,10 @@ class NatsServer:
     """One nats-server with JetStream; `restart()` keeps its port and its store."""
 
     def __init__(self, root: Path, name: str = "n1", *, args: tuple[str, ...] = (),
-                 cluster_port: int | None = None, routes: tuple[int, ...] = ()) -> None:
+                 cluster_port: int | None = None, routes: tuple[int, ...] = (),
+                 jetstream: bool = True) -> None:
         self.root, self.name, self.extra = root, name, list(args)
+        self.jetstream = jetstream
         self.port = free_port()
         self.cluster_port, self.routes = cluster_port, routes
         self.store = root / f"js-{name}"
@@ -47,8 +49,8 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def argv(self) -> list[str]:
-        argv = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd",
-                str(self.store), "-n", self.name, *self.extra]
+        argv = [NATS_SERVER, *(["-js"] if self.jetstream else []), "-a", "127.0.0.1", "-p",
+                str(self.port), "-sd", str(self.store), "-n", self.name, *self.extra]
         if self.cluster_port:
             argv += ["--cluster_name", "sbxtest", "--cluster",
                      f"nats://127.0.0.1:{self.cluster_port}", "--routes",

@@ -62,6 +62,15 @@ def test_unreachable_or_malformed_url(host):
     assert usage.returncode == 2 and "invalid host id 'a.b'" in usage.stderr.splitlines()[-1]
 
 
+def test_a_server_without_jetstream(host, tmp_path):
+    server = NatsServer(tmp_path, "nojs", jetstream=False).start()
+    try:
+        _refused(host, ["ship", "--nats", server.url], 5, "did not answer (is it enabled")
+        _refused(host, ["fleet", "list", "--nats", server.url], 5, "reading stream")
+    finally:
+        server.stop()
+
+
 def test_wrong_credentials_are_refused_and_never_printed(host, tmp_path):
     server = NatsServer(tmp_path, "auth", args=("--user", "ops", "--pass", "s3cret-pw")).start()
     try:
