@@ -44,7 +44,7 @@ test: sysdeps lint guest-image
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed
-	for b in eventstore agent lifecycle recovery report; do $(BIN)/python bench/$${b}_bench.py || exit 1; done
+	for b in eventstore agent lifecycle recovery report ship; do $(BIN)/python bench/$${b}_bench.py || exit 1; done
 
 protos: $(BIN)/.installed
 	$(BIN)/python -m protos.generate

@@ -230,10 +230,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .. import audit
     from ..fleet import host_events
+    from ..runtime import stream_of
 
     for host, events in host_events(_read(args, args.host).shipped).items():
         for event in events:
-            if args.sandbox and event.stream != f"sandbox-{args.sandbox}":
+            if args.sandbox and event.stream != stream_of(args.sandbox):
                 continue
             sys.stdout.write(json.dumps({"host": host, **audit.export_record(event)}) + "\n")
     return 0

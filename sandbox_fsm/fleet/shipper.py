@@ -139,7 +139,7 @@ class Shipper:
         """The last position the stream holds for this host (-1: none), checked against
         the local log so a reused host id or a rewritten log is refused, not merged."""
         try:
-            msg = await js._jsm.get_msg(self.stream, subject=wire.host_filter(self.host))
+            msg = await js.get_last_msg(self.stream, wire.host_filter(self.host))
         except nats.js.errors.NotFoundError:
             return -1
         try:
