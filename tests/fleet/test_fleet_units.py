@@ -16,6 +16,7 @@ from sandbox_fsm.fleet import (
     resolve_host_id,
     save_host_id,
     stored_host_id,
+    verify_host,
     wire,
 )
 
@@ -84,3 +85,34 @@ def test_a_message_carries_the_exact_bytes_the_hash_covers(tmp_path):
         wire.shipped_from(1, "sbx.events.h1.a", {"Sbx-Position": "x"}, b"")
     with pytest.raises(wire.BadMessage):
         wire.shipped_from(1, "sbx.events.h1.a", {**h, "Sbx-Host": "h2"}, b"")
+
+
+def _shipped(tmp_path, n: int) -> list[wire.Shipped]:
+    with EventStore.open(tmp_path / "v") as store:
+        for i in range(n):
+            store.append("sandbox-a", [NewEvent("T", {"i": i})], ANY)
+        events = list(store.read_all())
+    out, prev = [], "00" * 32
+    for seq, e in enumerate(events, 1):
+        out.append(wire.shipped_from(seq, wire.subject_of("h", e.stream),
+                                     wire.headers_of("h", e, prev), wire.canonical_body(e)))
+        prev = e.hash
+    return out
+
+
+def test_verify_names_reorderings_bad_hashes_and_broken_links(tmp_path):
+    msgs = _shipped(tmp_path, 6)
+    assert verify_host("h", msgs).ok
+    report = verify_host("h", [msgs[0], msgs[2], msgs[1], *msgs[3:]])
+    assert [f.line() for f in report.findings] == [
+        "host h position 1 (stream seq 2): reordered: stored after position 2"]
+    forged = msgs[3]._replace(body=msgs[3].body.replace(b"\x03", b"\x07"))
+    report = verify_host("h", [*msgs[:3], forged, *msgs[4:]])
+    assert [f.problem for f in report.findings] == ["hash does not match the message's data"]
+    relinked = msgs[4]._replace(prev_hash=msgs[2].hash)
+    report = verify_host("h", [*msgs[:4], relinked, msgs[5]])
+    assert "previous hash does not chain to the message at position 3" in \
+        report.findings[0].problem
+    assert verify_host("h", msgs[:4], anchor=(5, msgs[5].hash)).findings[0].problem.startswith(
+        "the host's checkpoint is at this position")
+    assert verify_host("h", msgs, anchor=(5, msgs[5].hash)).ok
