@@ -13,7 +13,7 @@ import time
 import nats
 import nats.errors
 import nats.js.errors
-from conftest import assert_exactly_once
+from fleetkit import assert_exactly_once
 
 from eventstore import EventStore
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import assert_exactly_once, stream_messages
+from fleetkit import assert_exactly_once, stream_messages
 
 FAULT = json.dumps([{"rpc": "CreateContainer", "nth": 1, "action": "error",
                      "code": "INTERNAL"}])
