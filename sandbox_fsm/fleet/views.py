@@ -48,6 +48,6 @@ def fleet_list(by_host: dict[str, list[RecordedEvent]]) -> list[dict[str, Any]]:
         for sid, stream in sorted(sandbox_streams(events).items()):
             state = project(stream, sid)
             rows.append({"host": host, "id": sid, "state": state.state,
-                         "containers": {cid: c.state for cid, c in state.containers.items()},
+                         "containers": {cid: c.status for cid, c in state.containers.items()},
                          "created": iso(stream[0].recorded_at)})
     return rows
