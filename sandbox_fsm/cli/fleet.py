@@ -230,7 +230,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .. import audit
     from ..fleet import host_events
-    from ..runtime import stream_of
+    from ..repository import stream_of
 
     for host, events in host_events(_read(args, args.host).shipped).items():
         for event in events:
