@@ -17,13 +17,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from eventstore import EventStore
+from eventstore import EventStore, RecordedEvent
 
 from . import wire
 from .connect import NatsOptions, connect, ensure_stream, reason
@@ -32,6 +33,9 @@ from .feed import Feed
 
 GENESIS = "00" * 32
 _TRANSIENT = (OSError, TimeoutError, nats.errors.Error, nats.js.errors.Error)
+
+
+Pending = deque[tuple[int, float, "asyncio.Future[Any]"]]
 
 
 class Interrupted(Exception):
@@ -165,41 +169,54 @@ class Shipper:
         self._resumed, self.status.shipped, start = True, resumed, resumed + 1
         prev = GENESIS if start == 0 else next(self.store.read_all(start - 1, start - 1)).hash
         feed = Feed(self.store, start)
-        pending: deque[tuple[int, float, asyncio.Future]] = deque()
+        pending: Pending = deque()
         try:
             while not stop.is_set():
                 batch = await feed.next_batch()
-                for event in batch:
-                    body = wire.canonical_body(event)
-                    if not wire.chains(prev, event.position, body, event.hash):
-                        raise LocalLogMismatch(
-                            f"event at position {event.position} does not re-encode to the "
-                            "bytes its hash covers; run `sbx verify`")
-                    if len(pending) >= self.max_in_flight:
-                        await self._ack(pending.popleft())
-                    fut = await js.publish_async(wire.subject_of(self.host, event.stream), body,
-                                                 headers=wire.headers_of(self.host, event, prev))
-                    pending.append((event.position, event.recorded_at / 1e9, fut))
-                    self.status.published += 1
-                    prev = event.hash
-                    while pending and pending[0][2].done():
-                        await self._ack(pending.popleft())
+                prev = await self._publish(js, batch, prev, pending)
                 if not batch:
-                    while pending:
-                        await self._ack(pending.popleft())
+                    await self._drain(pending, keep=0)
                     if until_caught_up and self.status.shipped >= self.store.last_position():
                         return
                 self._report()
-            while pending:          # stopped: what was sent is acknowledged before we go
-                await self._ack(pending.popleft())
+            await self._drain(pending, keep=0)  # stopped: what was sent is acknowledged
         finally:
             feed.close()
             for _, _, fut in pending:
                 fut.cancel()
 
-    async def _ack(self, item: tuple[int, float, asyncio.Future]) -> None:
-        """Wait for one acknowledgement, in order; a silent server means reconnect."""
-        position, recorded, fut = item
+    async def _publish(self, js: JetStreamContext, batch: list[RecordedEvent], prev: str,
+                       pending: Pending) -> str:
+        """Send a batch, keeping at most max_in_flight unacknowledged; returns the last
+        hash sent (the next event's previous hash)."""
+        for event in batch:
+            body = wire.canonical_body(event)
+            if not wire.chains(prev, event.position, body, event.hash):
+                raise LocalLogMismatch(f"event at position {event.position} does not "
+                                       "re-encode to the bytes its hash covers; run `sbx verify`")
+            if len(pending) >= self.max_in_flight:   # one wait frees half the window
+                await self._drain(pending, keep=self.max_in_flight // 2)
+            fut = await js.publish_async(wire.subject_of(self.host, event.stream), body,
+                                         headers=wire.headers_of(self.host, event, prev))
+            pending.append((event.position, event.recorded_at / 1e9, fut))
+            self.status.published += 1
+            prev = event.hash
+            while pending and pending[0][2].done():
+                self._take(pending.popleft())
+        return prev
+
+    async def _drain(self, pending: Pending, keep: int) -> None:
+        """Take acknowledgements in order until at most `keep` are outstanding. Acks come
+        back in order, so waiting for the last one needed settles those before it."""
+        if len(pending) > keep:
+            await self._settle(pending[len(pending) - keep - 1])
+        while len(pending) > keep:
+            await self._settle(pending[0])
+            self._take(pending.popleft())
+
+    async def _settle(self, item: tuple[int, float, asyncio.Future]) -> None:
+        """Wait for one acknowledgement; a silent server or a lost link means reconnect."""
+        position, _, fut = item
         deadline = time.monotonic() + self.ack_timeout
         while not fut.done():
             await asyncio.wait([fut], timeout=0.1)
@@ -208,6 +225,10 @@ class Shipper:
             if not fut.done() and time.monotonic() > deadline:
                 raise Interrupted(f"no acknowledgement for position {position} "
                                   f"within {self.ack_timeout}s")
+
+    def _take(self, item: tuple[int, float, asyncio.Future]) -> None:
+        """Record one settled acknowledgement (the next in position order)."""
+        position, recorded, fut = item
         ack = fut.result()
         if ack.stream != self.stream:
             raise StreamConflict(f"position {position} was stored in stream {ack.stream!r}, "
