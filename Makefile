@@ -11,7 +11,7 @@ BIN     = $(VENV)/bin
 # driver, containerd and Docker as OCI clients, nats-server, Chromium). Installed with apt
 # when running as root and missing; otherwise left to the user.
 SYSDEPS = runc tini containerd docker.io qemu-system-x86 linux-image-amd64 busybox-static \
-          nats-server chromium e2fsprogs xfsprogs util-linux
+          nats-server openssl chromium e2fsprogs xfsprogs util-linux
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
