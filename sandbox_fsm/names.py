@@ -55,6 +55,7 @@ class Kind(StrEnum):
     MOUNT = "mount"
     DIR = "dir"
     PROCESS = "process"
+    DEVICE = "device"
 
 
 class Op:
@@ -126,9 +127,11 @@ class Ev:
     SHARED_DIR_UNMOUNTED: Final = "SharedDirUnmounted"
     SANDBOX_DIR_REMOVED: Final = "SandboxDirRemoved"
     NOTHING_HELD: Final = "NothingHeld"
+    DEVICES_DETACHED: Final = "DevicesDetached"
     # container steps
     ROOTFS_MOUNTED: Final = "RootfsMounted"
     VOLUME_MOUNTED: Final = "VolumeMounted"
+    DEVICE_ATTACHED: Final = "DeviceAttached"
     CONTAINER_CREATED: Final = "ContainerCreated"
     CONTAINER_STARTED: Final = "ContainerStarted"
     CONTAINER_STOPPED: Final = "ContainerStopped"

@@ -30,9 +30,10 @@ from .agents import Agents
 from .config import RuntimeConfig
 from .engine import Engine
 from .errors import SandboxError
+from .host import loopdev
 from .machines import SANDBOX
 from .names import ACTIVE, STARTED, Ev, Kind, Op, State, Trigger
-from .operations import operation_for
+from .operations import devices, operation_for
 from .operations.context import StepHost, context_for, identity
 from .saga import records_of
 from .state import SandboxState
@@ -236,9 +237,11 @@ class _Pass:
         for cid, status in exits:
             result.found.append(f"container {cid} exited with status {status}")
         if self.dry_run:
+            self.reconcile_devices(state, result)
             return
         facts = [NewEvent(Ev.RESOURCES_RELEASED, {"released": gone, "reason": "not mounted"})
                  ] if gone else []
+        facts += self.reconcile_devices(state, result)
         facts += [NewEvent(Ev.PROCESS_EXITED, {"container": cid, "exec_id": "",
                                                "status": status}) for cid, status in exits]
         if dead and not state.lost:
@@ -251,6 +254,21 @@ class _Pass:
         if dead:
             self.release_lost(state.id)
             result.done.append("released the lost sandbox's host resources")
+
+    def reconcile_devices(self, state: SandboxState, result: SandboxRecovery) -> list[NewEvent]:
+        """Detach loop devices tagged for this sandbox that the ledger does not hold; the
+        fact that releases ledger devices the kernel no longer has."""
+        gone, strays = devices.reconcile(self.engine.host.layout(state.id), state.ledger)
+        for dev in strays:
+            result.found.append(f"loop device {dev.path} ({dev.backing_file}) tagged {dev.tag}"
+                                " for this sandbox, not in the ledger")
+            if not self.dry_run:
+                loopdev.detach(dev.tag)
+                result.done.append(f"detached {dev.path}")
+        if gone:
+            result.found.append(f"devices no longer attached: {', '.join(gone)}")
+        return [NewEvent(Ev.RESOURCES_RELEASED, {"released": gone, "reason": "not attached"})
+                ] if gone else []
 
     def release_lost(self, sandbox_id: str) -> None:
         self.engine.host.forget_agent(sandbox_id)

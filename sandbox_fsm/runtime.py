@@ -31,7 +31,9 @@ from .errors import InvalidRequest, NotFound, guest_errors
 from .guest_calls import GuestCalls
 from .names import STARTED, Ev, State
 from .operations import container as container_ops
+from .operations import devices as device_ops
 from .operations import guest as guest_ops
+from .operations import processes as process_ops
 from .operations import sandbox as sandbox_ops
 from .recovery import RecoveryReport, recover
 from .repository import STREAM_PREFIX, Repository, stream_of
@@ -163,6 +165,7 @@ class Runtime:
         config = config.validated()
         try:  # the seed's rules, checked before anything touches the host
             container_ops.guest_request(config, self.config, sandbox_id, {})
+            device_ops.check_driver(config, self.config.hypervisor.driver)
         except ValueError as exc:
             raise InvalidRequest(
                 f"container {config.id!r} of sandbox {sandbox_id!r}: {exc}") from exc
@@ -190,14 +193,14 @@ class Runtime:
         """Start another process in a running container; returns its exec id."""
         if not args:
             raise InvalidRequest(f"exec in {container_id!r}: empty command")
-        state = self.engine.container_op(sandbox_id, container_id, container_ops.EXEC, params={
+        state = self.engine.container_op(sandbox_id, container_id, process_ops.EXEC, params={
             "args": list(args), "env": env or {}, "cwd": cwd, "user": user,
             "terminal": terminal})
         return next(reversed(state.containers[container_id].processes))
 
     def kill(self, sandbox_id: str, container_id: str, signal: int, all: bool = False,
              exec_id: str | None = None) -> None:
-        self.engine.container_op(sandbox_id, container_id, container_ops.KILL,
+        self.engine.container_op(sandbox_id, container_id, process_ops.KILL,
                                  params={"signal": int(signal), "all": all, "exec_id": exec_id})
 
     # -- processes (not state changes: only their exits are recorded) ------------------------

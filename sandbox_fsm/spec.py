@@ -7,6 +7,8 @@ They are recorded verbatim in the OperationStarted event of their create operati
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -116,6 +118,7 @@ class ContainerConfig:
                     f"container {self.id!r}: mount destination {m.destination!r} contains '..'")
         try:
             self.drives()
+            _check_images(self)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"container {self.id!r}: {exc}") from exc
         self._check_wire()
@@ -165,6 +168,36 @@ class ContainerConfig:
         return cls(**{**d, "args": tuple(d["args"]), "mounts": mounts,
                       "devices": tuple(d.get("devices", ())),
                       "block_volumes": tuple(d.get("block_volumes", ()))})
+
+
+IMAGE_FSTYPES = ("ext4", "ext3", "ext2", "xfs")
+
+
+def _check_images(cfg: ContainerConfig) -> None:
+    """An `image` is a path from the caller: only on the rootfs drive, absolute, a regular
+    file itself (not a symlink, device or dir), with a file system we mount."""
+    for where, entry in [*(("devices", d) for d in cfg.devices),
+                         *(("block_volumes", d) for d in cfg.block_volumes)]:
+        if entry.get("image"):
+            raise ValueError(f"{where}: a drive 'image' is supported on rootfs_device only")
+    entry = cfg.rootfs_device or {}
+    image = entry.get("image")
+    if not image:
+        return
+    if not isinstance(image, str) or not image.startswith("/") or "\0" in image \
+            or ".." in image.split("/"):
+        raise ValueError(f"rootfs_device: image {image!r} is not a clean absolute path")
+    try:
+        st = os.lstat(image)
+    except OSError as exc:
+        raise ValueError(f"rootfs_device: image {image!r}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"rootfs_device: image {image!r} is not a regular file")
+    if entry.get("fstype") not in IMAGE_FSTYPES:
+        raise ValueError(f"rootfs_device: fstype {entry.get('fstype')!r} of an image is not "
+                         f"one of {', '.join(IMAGE_FSTYPES)}")
+    if not isinstance(entry.get("read_only", False), bool):
+        raise ValueError("rootfs_device: read_only must be true or false")
 
 
 def block_device(entry: Mapping[str, Any], path_key: str | None,

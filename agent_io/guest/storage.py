@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +13,8 @@ from agent_io.guest import syscalls
 from agent_io.guest.paths import GuestPaths
 
 SHARED_DRIVERS = ("9p", "virtio-fs")
-# Drives the host says it attached; no such device exists here (no VM), so the request is
-# accepted and recorded, and nothing is mounted or created.
+# Drives the host says it attached. One named by a block device node (a loop device the
+# host attached) is mounted when the agent may mount; any other is accepted and recorded.
 BLOCK_DRIVERS = ("blk", "blk-ccw", "mmioblk", "scsi", "nvdimm")
 _FLAGS = {"ro": 1, "nosuid": syscalls.MS_NOSUID, "nodev": syscalls.MS_NODEV,
           "noexec": syscalls.MS_NOEXEC, "rw": 0}
@@ -42,6 +44,14 @@ def _mode(options: list[str], where: str) -> int | None:
     return None
 
 
+def _is_block_node(source: str) -> bool:
+    """A /dev path naming a block device node (never a symlink to one)."""
+    try:
+        return source.startswith("/dev/") and stat.S_ISBLK(os.lstat(source).st_mode)
+    except OSError:
+        return False
+
+
 class Storages:
     """Creates storages and remembers every mount it made so it can undo them."""
 
@@ -68,21 +78,15 @@ class Storages:
             return Prepared(st.driver, st.mount_point, self._paths.shared_dir, False)
         host = self._paths.host(st.mount_point, what)
         if st.driver in BLOCK_DRIVERS:
-            return Prepared(st.driver, st.mount_point, host, False)
+            node = self._may_mount and _is_block_node(st.source)
+            if node:
+                self._mount(st.source, host, st.fstype, list(st.options), what)
+            return Prepared(st.driver, st.mount_point, host, node)
         if st.driver == "ephemeral" or st.fstype == "tmpfs":
             host.mkdir(parents=True, exist_ok=True)
             if not self._may_mount:
                 return Prepared(st.driver or "tmpfs", st.mount_point, host, False)
-            flags = 0
-            data = []
-            for opt in st.options:
-                if opt in _FLAGS:
-                    flags |= _FLAGS[opt]
-                else:
-                    data.append(opt)
-            syscalls.mount("tmpfs", str(host), "tmpfs", flags, ",".join(data))
-            with self._lock:
-                self._mounted.append(host)
+            self._mount("tmpfs", host, "tmpfs", list(st.options), what)
             return Prepared(st.driver or "tmpfs", st.mount_point, host, True)
         if st.driver == "local":
             mode = _mode(list(st.options), what)
@@ -91,6 +95,23 @@ class Storages:
                 host.chmod(mode)
             return Prepared("local", st.mount_point, host, False)
         raise StorageError(f"{what}: unsupported driver {st.driver!r} (fstype {st.fstype!r})")
+
+    def _mount(self, source: str, target: Path, fstype: str, options: list[str],
+               what: str) -> None:
+        """Mount `source` on `target` (made if missing); flag options become mount flags."""
+        if not fstype:
+            raise StorageError(f"{what}: no fstype to mount {source!r} with")
+        target.mkdir(parents=True, exist_ok=True)
+        flags = 0
+        data = []
+        for opt in options:
+            if opt in _FLAGS:
+                flags |= _FLAGS[opt]
+            else:
+                data.append(opt)
+        syscalls.mount(source, str(target), fstype, flags, ",".join(data))
+        with self._lock:
+            self._mounted.append(target)
 
     def release(self, prepared: list[Prepared]) -> None:
         """Unmount what these storages mounted (reverse order); already gone is fine."""

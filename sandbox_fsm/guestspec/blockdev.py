@@ -36,6 +36,8 @@ class BlockDevice:
     fstype: str = ""
     pmem: bool = False
     vhost_user: bool = False
+    image: str = ""          # a host image file the runtime attaches itself (loop device)
+    read_only: bool = False
 
     @property
     def pmem_path(self) -> str:
@@ -72,7 +74,7 @@ def rootfs_storage(driver: str, dev: BlockDevice, mount_point: str, *,
         source=source,
         fstype=dev.fstype,
         mount_point=mount_point,
-        options=["nouuid"] if dev.fstype == "xfs" else [],
+        options=[*(["nouuid"] if dev.fstype == "xfs" else []), *(["ro"] if dev.read_only else [])],
     )
 
 

@@ -75,7 +75,7 @@ def attach(image: str | os.PathLike[str], tag: str, *, read_only: bool = False) 
     if find(tag):
         raise LoopError(errno.EEXIST, f"a loop device tagged {tag!r} is already attached")
     flags = os.O_RDONLY if read_only else os.O_RDWR
-    backing = os.open(image, flags | os.O_CLOEXEC)
+    backing = os.open(image, flags | os.O_CLOEXEC | os.O_NOFOLLOW)  # a symlink is refused
     try:
         config = _LoopConfig(fd=backing)
         config.info.lo_flags = LO_FLAGS_READ_ONLY if read_only else 0

@@ -3,16 +3,15 @@
 create: bind the rootfs into mounts/<cid>/rootfs, bind each shared volume into mounts/
 under a unique name, CreateContainer with the seed's spec, storages and devices (see
 `guest_request`); compensations unmount in reverse (rollbackFailingContainerCreation).
-start: StartContainer.  stop (rolls forward): SIGKILL every process, RemoveContainer.
-delete (rolls forward): unmount the container's mounts.  exec / kill: logged operations
-that do not change the container's state.
+A rootfs drive with an `image` is attached first (operations/devices.py) and named to the
+agent by its device path. start: StartContainer.  stop (rolls forward): SIGKILL every
+process, RemoveContainer.  delete (rolls forward): unmount its mounts, detach its devices.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -43,6 +42,7 @@ from ..names import Ev, Op, Trigger
 from ..saga import Operation, Step
 from ..spec import ContainerConfig
 from .context import ContainerContext, mount_resource, tolerate_gone
+from .devices import DETACH_DEVICES, as_attached, attach_steps, attached
 
 
 def _config(ctx: ContainerContext) -> ContainerConfig:
@@ -167,7 +167,8 @@ def _plan_guest_container(ctx: ContainerContext) -> dict:
     cfg = _config(ctx)
     volumes = {r.args["destination"]: ctx.guest_path(r.args["target"]) for r in ctx.records
                if r.step == "mount_volume" and r.outcome is not None}
-    return guest_request(cfg, ctx.host.config, ctx.sandbox_id, volumes)
+    return guest_request(cfg, ctx.host.config, ctx.sandbox_id, volumes,
+                         attached(ctx.records))
 
 
 # The reference guest agent launches containers with runc, which applies seccomp: the
@@ -207,17 +208,21 @@ def _ignored_sources(cfg: ContainerConfig) -> frozenset[str]:
 
 
 def guest_request(cfg: ContainerConfig, conf: RuntimeConfig, sandbox_id: str,
-                  volumes: Mapping[str, str]) -> dict:
+                  volumes: Mapping[str, str], device_paths: Mapping[str, str] | None = None
+                  ) -> dict:
     """CreateContainer's spec, storages and devices as the seed builds them, as plain data.
 
-    `volumes` maps a shared volume's destination to its guest path. Raises ValueError
-    (GuestSpecError) naming what in `cfg` the rules cannot turn into a request.
+    `volumes` maps a shared volume's destination to its guest path, `device_paths`
+    a drive attached on the host to its device path. Raises ValueError (GuestSpecError)
+    naming what in `cfg` the rules cannot turn into a request.
     """
     driver = conf.hypervisor.block_device_driver
     rootfs_drive, devices, block_volumes = cfg.drives()
     storages = []
     if rootfs_drive is not None:
-        storages.append(rootfs_storage(driver, rootfs_drive, container_root_parent(cfg.id),
+        rootfs_driver, rootfs_drive = as_attached(driver, rootfs_drive, device_paths or {})
+        storages.append(rootfs_storage(rootfs_driver, rootfs_drive,
+                                       container_root_parent(cfg.id),
                                        disabled=conf.hypervisor.disable_block_device_use))
     mounts = handle_shm(oci_mounts(cfg), conf.hypervisor.shm_size)
     mounts, ephemeral = ephemeral_storages(mounts)
@@ -257,8 +262,11 @@ def oci_spec(cfg: ContainerConfig, mounts: list[dict]) -> dict:
         **spec.get("process", {}), "terminal": cfg.terminal, "args": list(cfg.args),
         "env": convert.env_list(cfg.env), "cwd": cfg.cwd,
         "user": oci_user(cfg.user)}
-    # The default rootfs is the host's own file system: read-only, always.
-    readonly = cfg.rootfs is None or bool((spec.get("root") or {}).get("readonly"))
+    # The default rootfs is the host's own file system: read-only, always; a rootfs in an
+    # attached image is as writable as its drive.
+    drive = cfg.rootfs_device or {}
+    readonly = (cfg.rootfs is None and not drive.get("image")) or bool(drive.get("read_only")) \
+        or bool((spec.get("root") or {}).get("readonly"))
     spec["root"] = {"path": container_root_path(cfg.id), "readonly": readonly}
     spec["hostname"] = cfg.hostname or spec.get("hostname", "")
     spec["mounts"] = mounts
@@ -297,6 +305,7 @@ def create(config: ContainerConfig) -> Operation:
     return Operation(Op.CREATE_CONTAINER, Trigger.CREATE, (
         Step("mount_rootfs", Ev.ROOTFS_MOUNTED, _mount_rootfs, _unmount_rootfs, _plan_rootfs),
         *volumes,
+        *attach_steps(config),
         Step("create_container_in_guest", Ev.CONTAINER_CREATED, _create_guest_container,
              _remove_guest_container, _plan_guest_container),
     ))
@@ -357,43 +366,5 @@ STOP = Operation(Op.STOP_CONTAINER, Trigger.STOP, (
 
 DELETE = Operation(Op.DELETE_CONTAINER, Trigger.DELETE, (
     Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container),
-), on_crash="forward")
-
-
-# -- exec / kill ------------------------------------------------------------------------
-
-def _plan_exec(ctx: ContainerContext) -> dict:
-    return {"exec_id": ctx.params.get("exec_id") or uuid.uuid4().hex[:12],
-            "args": list(ctx.params["args"]), "env": ctx.params.get("env") or {},
-            "cwd": ctx.params.get("cwd") or "/", "user": ctx.params.get("user") or "0:0",
-            "terminal": bool(ctx.params.get("terminal"))}
-
-
-def _exec(ctx: ContainerContext, args: dict) -> dict:
-    process = convert.oci_spec_to_proto({"process": {
-        "terminal": args["terminal"], "args": args["args"], "env": convert.env_list(args["env"]),
-        "cwd": args["cwd"], "user": oci_user(args["user"])}}).Process
-    ctx.agent().exec_process(ctx.container_id, args["exec_id"], process)
-    return {"container": ctx.container_id, "exec_id": args["exec_id"]}
-
-
-def _kill_exec(ctx: ContainerContext, args: dict, outcome: dict | None) -> None:
-    tolerate_gone(lambda: ctx.agent().signal_process(
-        ctx.container_id, signal.SIGKILL, args["exec_id"]))
-
-
-def _signal(ctx: ContainerContext, args: dict) -> dict:
-    sig, exec_id, every = ctx.params["signal"], ctx.params.get("exec_id"), ctx.params["all"]
-    ctx.agent().signal_process(ctx.container_id, sig, None if every else exec_id or
-                               ctx.container_id, all=every)
-    return {"container": ctx.container_id, "signal": int(sig), "all": every,
-            "exec_id": exec_id or ""}
-
-
-EXEC = Operation(Op.EXEC, None, (
-    Step("exec_process", Ev.PROCESS_STARTED, _exec, _kill_exec, _plan_exec),
-))
-
-KILL = Operation(Op.KILL, None, (
-    Step("signal_process", Ev.PROCESS_SIGNALLED, _signal),
+    DETACH_DEVICES,
 ), on_crash="forward")

@@ -29,6 +29,7 @@ from ..guestspec.sandbox import dns_lines, kernel_modules, sandbox_storages
 from ..names import Ev, Kind, Op, Trigger
 from ..saga import IN_DOUBT, Operation, Step
 from .context import OpContext, dir_resource, identity, mount_resource, tolerate_gone
+from .devices import DETACH_DEVICES
 from .network import SETUP_NETWORK
 
 HOSTNAME_MAX = 64
@@ -345,6 +346,7 @@ STOP = stop({})
 
 DELETE = Operation(Op.DELETE_SANDBOX, Trigger.DELETE, (
     Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container_mounts),
+    DETACH_DEVICES,
     Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
     Step("remove_sandbox_dir", Ev.SANDBOX_DIR_REMOVED, _remove_sandbox_dir),
     Step("check_nothing_held", Ev.NOTHING_HELD, _check_nothing_held),
@@ -356,6 +358,7 @@ RELEASE_LOST = Operation(Op.RELEASE_LOST_SANDBOX, None, (
     Step("stop_proxy", Ev.PROXY_STOPPED, _stop_proxy),
     Step("stop_vm", Ev.VM_STOPPED, _stop_vm),
     Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container_mounts),
+    DETACH_DEVICES,
     Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
 ), on_crash="forward")
 
