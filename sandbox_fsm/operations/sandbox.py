@@ -346,9 +346,9 @@ STOP = stop({})
 
 DELETE = Operation(Op.DELETE_SANDBOX, Trigger.DELETE, (
     Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container_mounts),
-    DETACH_DEVICES,
     Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
     Step("remove_sandbox_dir", Ev.SANDBOX_DIR_REMOVED, _remove_sandbox_dir),
+    DETACH_DEVICES,   # after the older steps: an open delete in an older log keeps its indexes
     Step("check_nothing_held", Ev.NOTHING_HELD, _check_nothing_held),
 ), on_crash="forward")
 
@@ -358,8 +358,8 @@ RELEASE_LOST = Operation(Op.RELEASE_LOST_SANDBOX, None, (
     Step("stop_proxy", Ev.PROXY_STOPPED, _stop_proxy),
     Step("stop_vm", Ev.VM_STOPPED, _stop_vm),
     Step("unmount_container_mounts", Ev.CONTAINER_MOUNTS_UNMOUNTED, _unmount_container_mounts),
-    DETACH_DEVICES,
     Step("unmount_shared_dir", Ev.SHARED_DIR_UNMOUNTED, _unmount_shared),
+    DETACH_DEVICES,
 ), on_crash="forward")
 
 # Recovery's answer to a deleted sandbox that still holds something (a delete from

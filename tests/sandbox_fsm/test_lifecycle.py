@@ -24,10 +24,10 @@ DOMAIN = {
     "create_container": ["RootfsMounted", "ContainerCreated"],
     "start_container": ["ContainerStarted"],
     "stop_container": ["ContainerStopped", "ContainerRemoved"],
-    "delete_container": ["ContainerMountsUnmounted"],
+    "delete_container": ["ContainerMountsUnmounted", "DevicesDetached"],
     "stop_sandbox": ["GuestSandboxDestroyed", "ProxyStopped", "VMStopped"],
     "delete_sandbox": ["ContainerMountsUnmounted", "SharedDirUnmounted", "SandboxDirRemoved",
-                       "NothingHeld"],
+                       "DevicesDetached", "NothingHeld"],
     "exec": ["ProcessStarted"],
 }
 
