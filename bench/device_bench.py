@@ -36,7 +36,8 @@ SID = "bench"
 def make_image(where: Path) -> Path:
     """A sparse 8 MB ext4 image with a busybox rootfs at /rootfs."""
     root = where / "content" / "rootfs" / "bin"
-    root.mkdir(parents=True)
+    for name in ("bin", "proc", "dev", "sys", "tmp", "run"):   # runc mounts onto all but bin
+        (root.parent / name).mkdir(parents=True)
     shutil.copy("/bin/busybox", root / "busybox")
     (root / "sh").symlink_to("busybox")
     img = where / "disk.img"

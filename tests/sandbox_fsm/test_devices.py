@@ -49,7 +49,8 @@ def image(tmp_path: Path, dirs: tuple[Path, Path]) -> Iterator[Path]:
     """A sparse 8 MB ext4 image holding a busybox rootfs at /rootfs (the seed's layout);
     every device tagged for the test's sandbox is detached afterwards."""
     root = tmp_path / "content" / "rootfs"
-    (root / "bin").mkdir(parents=True)
+    for name in ("bin", "proc", "dev", "sys", "tmp", "run"):   # runc mounts onto all but bin
+        (root / name).mkdir(parents=True)
     shutil.copy("/bin/busybox", root / "bin" / "busybox")
     (root / "bin" / "sh").symlink_to("busybox")
     img = tmp_path / "disk.img"
@@ -183,3 +184,48 @@ def test_image_drives_are_refused_before_any_event(
             rt.create_container(SID, ContainerConfig(id=CID, rootfs_device=entry))
     assert rt.store.last_position() == before
     rt.delete_sandbox(SID)
+
+
+@pytest.mark.root
+def test_recovery_detaches_a_stray_device_and_forgets_one_the_kernel_lost(
+        open_rt, dirs: tuple[Path, Path], image: Path, tmp_path: Path) -> None:
+    rt = open_rt("namespaces")
+    rt.create_sandbox(SandboxConfig(id=SID))
+    rt.start_sandbox(SID)
+    rt.create_container(SID, child.image_container(str(image)))
+    rt.stop_sandbox(SID)             # the guest's mount is gone; the device is still ours
+    held = rt.state(SID).ledger[f"device:{CID}/root"]
+    assert loopdev.detach(held["tag"])   # the kernel loses it behind our back
+    spare = tmp_path / "spare.img"
+    shutil.copy(image, spare)
+    stray = loopdev.attach(spare, tag_prefix(rt.layout(SID)) + "stray")
+    report = rt.recover(step_timeout=5.0)
+    assert report.ok, str(report)
+    assert not _ours(dirs[1]) and f"({spare})" not in _losetup()
+    assert f"device:{CID}/root" not in rt.state(SID).ledger
+    released = [e.data for e in rt.events(SID) if e.type == "ResourcesReleased"]
+    assert released[-1] == {"released": [f"device:{CID}/root"], "reason": "not attached"}
+    assert stray.path in str(report)
+    rt.delete_sandbox(SID)
+    assert rt.state(SID).ledger == {}
+
+
+@pytest.mark.root
+def test_a_read_only_image_is_attached_and_mounted_read_only(
+        open_rt, dirs: tuple[Path, Path], image: Path) -> None:
+    rt = open_rt("namespaces")
+    rt.create_sandbox(SandboxConfig(id=SID))
+    rt.start_sandbox(SID)
+    config = child.image_container(str(image))
+    rt.create_container(SID, ContainerConfig(id=CID, args=config.args, rootfs_device={
+        **(config.rootfs_device or {}), "read_only": True}))
+    assert [d.read_only for d in _ours(dirs[1])] == [True]
+    rt.start_container(SID, CID)
+    assert rt.wait(SID, CID) != 0, "a write to a read-only image rootfs succeeded"
+    rt.stop_container(SID, CID)
+    rt.delete_container(SID, CID)
+    rt.stop_sandbox(SID)
+    rt.delete_sandbox(SID)
+    assert not _ours(dirs[1])
+    assert "written" not in subprocess.run(["debugfs", "-R", "ls /rootfs", str(image)],
+                                           capture_output=True, text=True).stdout
