@@ -7,7 +7,6 @@ Exit codes beyond the common ones: 5 when no NATS server answers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -97,6 +96,8 @@ def nats_options(args: argparse.Namespace) -> tuple[NatsOptions, str, Any]:
 # -- ship -------------------------------------------------------------------------------
 
 def cmd_ship(args: argparse.Namespace) -> int:
+    import asyncio  # here, like the fleet package: `sbx list` never loads asyncio
+
     from eventstore import EventStore
 
     from ..fleet import Shipper, resolve_host_id, save_host_id
@@ -125,6 +126,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
 
 async def _ship(shipper: Any, until_caught_up: bool, started: Any) -> ShipStatus:
+    import asyncio
+
     await shipper.start()      # refused input (URL, credentials, stream) stops here
     started()
     stop = asyncio.Event()
@@ -154,6 +157,8 @@ def _status_printer(args: argparse.Namespace) -> Any:
 # -- fleet views ------------------------------------------------------------------------
 
 def _read(args: argparse.Namespace, host: str | None) -> Any:
+    import asyncio
+
     from ..fleet import read_messages
 
     opts, stream, _ = nats_options(args)

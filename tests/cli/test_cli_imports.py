@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 HEAVY = ("grpc", "google.protobuf", "agent_io.client", "agent_io.messages", "protos",
-         "transitions", "sandbox_fsm.runtime",
+         "asyncio", "transitions", "sandbox_fsm.runtime",
          "sandbox_fsm.operations", "sandbox_fsm.spec", "sandbox_fsm.config")
 PROBE = """
 import io, json, sys
