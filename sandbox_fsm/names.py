@@ -56,6 +56,7 @@ class Kind(StrEnum):
     DIR = "dir"
     PROCESS = "process"
     DEVICE = "device"
+    SHIM = "shim"         # a per-process shim (operations/shim.py)
 
 
 class Op:
@@ -91,6 +92,9 @@ class Op:
     GUEST_DETAILS: Final = "guest_details"
     LIST_INTERFACES: Final = "list_interfaces"
     LIST_ROUTES: Final = "list_routes"
+    START_SHIM: Final = "start_shim"
+    STOP_SHIMS: Final = "stop_shims"
+    RELEASE_LOST_SHIM: Final = "release_lost_shim"
 
 
 class Ev:
@@ -157,6 +161,9 @@ class Ev:
     GUEST_DETAILS_READ: Final = "GuestDetailsRead"
     INTERFACES_LISTED: Final = "InterfacesListed"
     ROUTES_LISTED: Final = "RoutesListed"
+    # per-process shims
+    SHIM_STARTED: Final = "ShimStarted"
+    SHIMS_STOPPED: Final = "ShimsStopped"
 
 
 def event_types() -> frozenset[str]:

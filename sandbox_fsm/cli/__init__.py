@@ -17,7 +17,18 @@ from typing import NoReturn
 from eventstore import EventStoreError, StoreCorrupted
 
 from ..errors import OperationFailed, SandboxError
-from . import context, fleet, guestimage, history, oci, report, run, trace
+from . import (
+    context,
+    fleet,
+    guestimage,
+    history,
+    oci,
+    oci_extras,
+    oci_globals,
+    report,
+    run,
+    trace,
+)
 
 OK, FAILED, USAGE = 0, 1, 2
 HOST_REFUSALS = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
@@ -28,7 +39,8 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage errors are one line on stderr and exit 2, like every other error of `sbx`."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(USAGE, f"sbx: error: {message} (see `{self.prog} --help`)\n")
+        # raised, not exited: `main` also writes it to runc's --log (cli/oci_globals.py)
+        raise oci_globals.UsageError(f"sbx: error: {message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     for parser, suppress in ((top, False), (common, True)):
         def default(value: object, suppress: bool = suppress) -> object:
             return argparse.SUPPRESS if suppress else value
-        parser.add_argument("--state-dir", default=default(state_dir),
+        parser.add_argument("--state-dir", default=default(None),
                             help=f"where the event log lives (default {state_dir})")
-        parser.add_argument("--runtime-dir", default=default(runtime_dir),
+        parser.add_argument("--runtime-dir", default=default(None),
                             help=f"sockets, mounts and sandbox dirs (default {runtime_dir})")
         parser.add_argument("--config", default=default(None), metavar="TOML",
                             help="runtime configuration file")
@@ -53,9 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="machine-readable output")
         parser.add_argument("--debug", action="store_true", default=default(False),
                             help="log to stderr; tracebacks for unexpected errors")
+        oci_globals.add_globals(parser, default(None))
     sub = top.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     run.register(sub, common)
     oci.register(sub, common)
+    oci_extras.register(sub, common)
     history.register(sub, common)
     report.register(sub, common)
     guestimage.register(sub, common)
@@ -106,11 +120,18 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, rest = parse(parser, sys.argv[1:] if argv is None else argv)
-    if args.func is cmd_agent_serve:
-        args.agent_args = rest          # everything after `agent serve` is the agent's
-    elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        args, rest = parse(parser, sys.argv[1:] if argv is None else argv)
+        if args.func is cmd_agent_serve:
+            args.agent_args = rest          # everything after `agent serve` is the agent's
+        elif rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    except oci_globals.UsageError as exc:
+        print(exc, file=sys.stderr)
+        oci_globals.log_error(oci_globals.log_of(list(sys.argv[1:] if argv is None else argv)),
+                              str(exc))
+        return USAGE
+    oci_globals.resolve_dirs(args, context.default_dirs())
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="sbx: %(name)s: %(message)s")
     try:
@@ -125,4 +146,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"sbx: error: {line}", file=sys.stderr)
+        oci_globals.log_error(args, line)
         return code

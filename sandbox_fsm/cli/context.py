@@ -61,11 +61,14 @@ def this_process() -> str:
 @contextmanager
 def writer(args: argparse.Namespace, *, recover: bool = True) -> Iterator[Runtime]:
     """A Runtime that may append; opening it recovers what a killed `sbx` left half-done,
-    including the sandboxes of `sbx run`s killed before they could remove them."""
+    including the sandboxes of `sbx run`s killed before they could remove them, and the
+    processes of shims killed from outside (shim/recovery.py)."""
     from ..runtime import Runtime
     rt = Runtime.open(args.state_dir, args.runtime_dir, runtime_config(args), recover=recover)
     if recover:
         reap_orphans(rt)
+        from ..shim.recovery import reconcile
+        reconcile(rt, rt.live_sandboxes()[1])
     try:
         yield rt
     finally:

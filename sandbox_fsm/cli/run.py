@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidRequest
-from . import context
+from . import context, oci_exec
 from .session import Interrupted, SignalGate, attach
 
 if TYPE_CHECKING:  # imported when a verb runs, not to build the parser
@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
     p.add_argument("--workdir", "-w", metavar="DIR")
     p.add_argument("--user", "-u", metavar="UID[:GID]")
+    oci_exec.add_options(p)
     p.add_argument("command", nargs="*", help="-- CMD ARGS...")
     p.set_defaults(func=cmd_exec)
 
@@ -148,6 +149,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    if oci_exec.wants_shim(args):
+        return oci_exec.cmd_exec_shim(args, args.command[1:] if args.command[:1] == ["--"]
+                                      else args.command, parse_env(args.env))
     cmd = command_of(args)
     env = parse_env(args.env)
     # the same checks as a container's process, before anything is written

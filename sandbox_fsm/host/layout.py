@@ -6,6 +6,7 @@ Ids become path components, so they are validated before any path is built from 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -19,6 +20,9 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _ID_RE = re.compile(ID_PATTERN)
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_BASENAME = 64
+# sun_path holds 108 bytes with the NUL; the longest socket name we put in a socket dir.
+SUN_PATH_MAX = 107
+_LONGEST_SOCKET = "proxy.sock"
 
 
 class InvalidId(ValueError):
@@ -47,7 +51,7 @@ class SandboxLayout:
         self.mounts = self.root / "mounts"
         self.shared = self.root / "shared"
         self.guest_dir = self.root / "guest"
-        self.sock_dir = self.root / "sock"
+        self.sock_dir = socket_dir(self.runtime_dir, self.sandbox_id)
         self.agent_socket = self.sock_dir / "agent.sock"
         self.proxy_socket = self.sock_dir / "proxy.sock"
         self.log_dir = self.root / "log"
@@ -67,6 +71,24 @@ class SandboxLayout:
         base = base[:_MAX_BASENAME].strip(".") or "volume"
         name = f"{validate_id(cid, 'container id')}-{secrets.token_hex(4)}-{base}"
         return self.mounts / name
+
+
+def short_socket_base(euid: int | None = None) -> Path:
+    """Where socket dirs go when the runtime dir is too long to hold them."""
+    euid = os.geteuid() if euid is None else euid
+    return Path("/run/sbx-sock") if euid == 0 else Path(f"/tmp/sbx-sock-{euid}")
+
+
+def socket_dir(runtime_dir: Path, sandbox_id: str) -> Path:
+    """The sandbox's socket dir, named by a hash so that its length does not depend on the
+    id: `<runtime_dir>/sock/<16 hex>`, or, when even that passes the 107-byte limit of a
+    unix socket path, `<short base>/<16 hex of runtime dir and id>`."""
+    digest = hashlib.sha256(sandbox_id.encode()).hexdigest()[:16]
+    inside = runtime_dir / "sock" / digest
+    if len(os.fsencode(inside / _LONGEST_SOCKET)) <= SUN_PATH_MAX:
+        return inside
+    key = f"{runtime_dir}\0{sandbox_id}".encode()
+    return short_socket_base() / hashlib.sha256(key).hexdigest()[:16]
 
 
 def _refuse_unsafe_ancestors(path: Path) -> None:

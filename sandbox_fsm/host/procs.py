@@ -89,6 +89,22 @@ def signal_process(ident: ProcessIdentity, sig: int) -> bool:
         os.close(fd)
 
 
+def kill(ident: ProcessIdentity, *, timeout: float = _KILL_GRACE) -> bool:
+    """SIGKILL at once (for a process whose SIGTERM would mean something else, as a shim
+    forwards it) and wait for the exit; False when it was already gone."""
+    fd = _open_pidfd(ident)
+    if fd is None:
+        return False
+    try:
+        if _send(fd, signal.SIGKILL) and not _wait_exit(fd, timeout):
+            raise TimeoutError(f"process {ident.pid} (start time {ident.start_time}) "
+                               f"still alive {timeout}s after SIGKILL")
+    finally:
+        os.close(fd)
+    _reap(ident)
+    return True
+
+
 def _wait_exit(fd: int, timeout: float) -> bool:
     """Wait until the pidfd's process has exited (it becomes readable then)."""
     poller = select.poll()

@@ -6,13 +6,14 @@ from ..errors import InvalidRequest
 from ..names import Ev, Op
 from ..saga import Operation, Step, step_names
 from ..spec import ContainerConfig, Mount
-from . import container, guest, processes, sandbox
+from . import container, guest, processes, sandbox, shim
 from .sandbox import RELEASE_DELETED, RELEASE_LOST
 
 _FIXED: dict[str, Operation] = {op.name: op for op in (
     sandbox.CREATE, sandbox.START, sandbox.STOP, sandbox.DELETE, RELEASE_LOST, RELEASE_DELETED,
     container.START, container.STOP, container.DELETE, processes.EXEC, processes.KILL,
-    *guest.SANDBOX_OPERATIONS, *guest.CONTAINER_OPERATIONS)}
+    *guest.SANDBOX_OPERATIONS, *guest.CONTAINER_OPERATIONS,
+    shim.START, shim.STOP, shim.RELEASE_LOST)}
 
 
 # Guest reads were one-step operations in older logs (they are plain calls now); one left

@@ -41,18 +41,22 @@ STATIC_TRACE_GRACE_S = 30.0
 # -- create ---------------------------------------------------------------------------
 
 def _plan_shared_path(ctx: OpContext) -> dict:
-    return {"root": str(ctx.layout.root)}
+    return {"root": str(ctx.layout.root), "sock": str(ctx.layout.sock_dir)}
 
 
 def _create_shared_path(ctx: OpContext, args: dict) -> dict:
     lay = ctx.layout
     for path in (lay.root, lay.mounts, lay.shared, lay.guest_dir, lay.sock_dir, lay.log_dir):
         host.ensure_private_dir(path)
-    return {"acquired": [dir_resource(args["root"])]}
+    # The socket dir is named by a hash, apart from the sandbox dir (host/layout.py).
+    sock = {"sock": args["sock"]} if "sock" in args else {}
+    return {"acquired": [dir_resource(args["root"], **sock)]}
 
 
 def _remove_shared_path(ctx: OpContext, args: dict, outcome: dict | None) -> None:
     host.remove_tree(args["root"])
+    if "sock" in args:
+        host.remove_tree(args["sock"])
 
 
 def _plan_share(ctx: OpContext) -> dict:
@@ -283,8 +287,12 @@ def _unmount_shared(ctx: OpContext, args: dict) -> dict:
 
 
 def _remove_sandbox_dir(ctx: OpContext, args: dict) -> dict:
+    dirs = {k: r for k, r in ctx.state.ledger.items() if r["kind"] == Kind.DIR}
     host.remove_tree(ctx.layout.root)
-    return {"released": [k for k, r in ctx.state.ledger.items() if r["kind"] == Kind.DIR]}
+    for res in dirs.values():
+        if res.get("sock"):
+            host.remove_tree(res["sock"])
+    return {"released": list(dirs)}
 
 
 def _check_nothing_held(ctx: OpContext, args: dict) -> dict:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +34,16 @@ class Sbx:
 
     def __call__(self, *args: str, input: str | None = None, env: dict | None = None,
                  timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([SBX, *args], input=input, capture_output=True, text=True,
-                              env={**self.env, **(env or {})}, timeout=timeout)
+        """Output through files, not pipes: `create` hands its stdio to the process's
+        shim (as runc hands it to the container), which outlives the command."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            done = subprocess.run([SBX, *args], input=input, stdout=out, stderr=err,
+                                  text=True, env={**self.env, **(env or {})}, timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(done.args, done.returncode,
+                                               out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
 
     def popen(self, *args: str, **kwargs: object) -> subprocess.Popen:
         proc = subprocess.Popen([SBX, *args], env=self.env, text=True,  # type: ignore[call-overload]

@@ -27,7 +27,8 @@ def test_shared_dirs_keep_their_mode_and_get_private_subdirs(sbx, tmp_path: Path
     assert (out.returncode, out.stdout) == (0, "hi\n"), out.stderr
     assert (_mode(sticky), _mode(public)) == (0o1777, 0o755)
     assert _mode(sticky / "events") == 0o700 and _mode(public / "sandboxes") == 0o700
-    assert sorted(os.listdir(public)) == ["sandboxes"]
+    assert sorted(os.listdir(public)) == ["sandboxes", "sock"]   # sock/: host/layout.py
+    assert _mode(public / "sock") == 0o700
 
 
 @pytest.mark.root

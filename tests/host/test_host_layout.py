@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sandbox_fsm.host.layout import (
+    SUN_PATH_MAX,
     InvalidId,
     SandboxLayout,
     StillMounted,
@@ -33,8 +34,8 @@ def test_invalid_ids_name_kind_value_and_rule(bad: object) -> None:
 def test_layout_paths(tmp_path: Path) -> None:
     lay = SandboxLayout(tmp_path, "sb-1")
     assert lay.root == tmp_path / "sandboxes" / "sb-1"
-    assert lay.agent_socket == lay.root / "sock" / "agent.sock"
-    assert lay.proxy_socket.parent == lay.sock_dir
+    assert lay.agent_socket.parent == lay.sock_dir == lay.proxy_socket.parent
+    assert lay.sock_dir.parent == tmp_path / "sock"
     assert lay.rootfs_target("c1") == lay.mounts / "c1" / "rootfs"
     with pytest.raises(InvalidId, match="sandbox id '../x'"):
         SandboxLayout(tmp_path, "../x")
@@ -117,3 +118,18 @@ def test_remove_tree_refuses_mounts_and_never_follows_symlinks(mount_dir: Path) 
     (mount_dir / "dirlink").symlink_to(precious)
     with pytest.raises(UnsafePath, match="symlink"):
         remove_tree(mount_dir / "dirlink")
+
+
+@pytest.mark.parametrize("run_dir_len", [1, 16, 40, 80, 200])
+@pytest.mark.parametrize("id_len", [1, 64, 100, 128])
+def test_socket_paths_fit_whatever_the_id_and_runtime_dir(run_dir_len: int,
+                                                           id_len: int) -> None:
+    run_dir = Path("/" + "r" * run_dir_len)
+    lay = SandboxLayout(run_dir, "i" * id_len)
+    for sock in (lay.agent_socket, lay.proxy_socket):
+        assert len(os.fsencode(sock)) <= SUN_PATH_MAX
+    other = SandboxLayout(run_dir, "i" * (id_len - 1) + "j")
+    assert other.sock_dir != lay.sock_dir
+    assert SandboxLayout(Path(str(run_dir) + "x"), "i" * id_len).sock_dir != lay.sock_dir
+    if run_dir_len <= 40:
+        assert lay.sock_dir.parent == run_dir / "sock"

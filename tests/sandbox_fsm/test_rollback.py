@@ -21,6 +21,7 @@ from lifekit import CID, SID, HostView
 from agent_io.faults import ENV_VAR
 from sandbox_fsm import Runtime
 from sandbox_fsm.errors import NotFound, OperationFailed
+from sandbox_fsm.host import SandboxLayout
 from sandbox_fsm.spec import ContainerConfig, Mount, SandboxConfig
 from sandbox_fsm.state import SandboxState
 
@@ -88,7 +89,7 @@ def plant_symlinked_target(run: Path, tmp: Path) -> None:
 
 
 def plant_proxy_socket(run: Path, tmp: Path) -> None:
-    (run / "sandboxes" / SID / "sock" / "proxy.sock").write_text("not a socket")
+    SandboxLayout(run, SID).proxy_socket.write_text("not a socket")
 
 
 def plant_open_sandboxes_dir(run: Path, tmp: Path) -> None:
@@ -150,7 +151,8 @@ CASES = {
     "proxy-socket-taken": Case(created, lambda rt, t: rt.start_sandbox(SID), "start_sandbox",
                                "start_proxy", ["VMStarted"], ["start_proxy", "start_vm"],
                                proxy="process", plant=plant_proxy_socket,
-                               planted={f"sandboxes/{SID}/sock/proxy.sock"}),
+                               planted={str(SandboxLayout(Path("/r"), SID).proxy_socket
+                                            .relative_to("/r"))}),
     "guest-cannot-start": Case(created, lambda rt, t: rt.start_sandbox(SID), "start_sandbox",
                                "start_vm", [], ["start_vm"], faults="[not json"),
 }
