@@ -139,9 +139,13 @@ def config_json(spec: dict[str, Any], process: dict[str, Any], rootfs: Path, *,
         "cgroupsPath": cgroups_path,
         "resources": resources,
     }
-    for key in ("seccomp", "sysctl"):
-        if linux.get(key):
-            out_linux[key] = linux[key]
+    if linux.get("seccomp"):
+        out_linux["seccomp"] = linux["seccomp"]
+    # net.* sysctls belong to a network namespace, and the container shares the guest's
+    # (runc refuses them there; Docker sets net.ipv4.ip_unprivileged_port_start)
+    sysctl = {k: v for k, v in (linux.get("sysctl") or {}).items() if not k.startswith("net.")}
+    if sysctl:
+        out_linux["sysctl"] = sysctl
     return {
         "ociVersion": "1.0.2",
         "process": process,
