@@ -9,8 +9,7 @@ import sys
 
 HEAVY = ("grpc", "google.protobuf", "agent_io.client", "agent_io.messages", "protos",
          "asyncio", "transitions", "sandbox_fsm.runtime",
-         "sandbox_fsm.operations", "sandbox_fsm.spec", "sandbox_fsm.config",
-         "sandbox_fsm.host.procs")
+         "sandbox_fsm.operations", "sandbox_fsm.spec", "sandbox_fsm.config")
 PROBE = """
 import io, json, sys
 from contextlib import redirect_stdout
