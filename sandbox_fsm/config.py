@@ -22,7 +22,7 @@ from .errors import InvalidRequest
 SHARED_FS = ("9p", "virtio-fs")
 VIRTIO_FS_CACHE = ("none", "auto", "always")
 BLOCK_DEVICE_DRIVERS = ("virtio-scsi", "virtio-blk", "virtio-mmio", "virtio-blk-ccw", "nvdimm")
-HYPERVISOR_DRIVERS = ("process", "namespaces")
+HYPERVISOR_DRIVERS = ("process", "namespaces", "qemu")
 TRACE_MODES = ("static", "dynamic")
 TRACE_TYPES = ("isolated", "collated")
 PROXY_TYPES = ("builtin", "process")
@@ -76,6 +76,7 @@ class HypervisorConfig:
     default_vcpus: int = field(default=1, metadata=_min(1))
     default_memory: int = field(default=512, metadata=_min(64))
     accel: str = field(default="auto", metadata=_choice(*ACCELERATORS))
+    boot_timeout: float = field(default=120.0, metadata=_min(1))
 
 
 @dataclass(frozen=True)
@@ -278,3 +279,7 @@ def refuse_unsupported(config: RuntimeConfig) -> None:
     if config.runtime.sandbox_cgroup_only:
         raise ConfigError(config.source, "[runtime] sandbox_cgroup_only",
                           "this runtime does not manage cgroups", "false")
+    if config.hypervisor.driver == "qemu" and config.hypervisor.shared_fs != "9p":
+        raise ConfigError(config.source, "[hypervisor] shared_fs",
+                          "the qemu driver shares with 9p only (virtiofsd is not wired "
+                          "up yet)", "'9p'")

@@ -21,6 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent_io import AgentClient, AgentError
 from eventstore import NewEvent, RecordedEvent
@@ -324,6 +325,10 @@ class BoundedHost:
 
     def layout(self, sandbox_id: str) -> host.SandboxLayout:
         return self._inner.layout(sandbox_id)
+
+    @property
+    def image_cache(self) -> Path:
+        return self._inner.image_cache
 
     def state(self, sandbox_id: str) -> SandboxState:
         return self._inner.state(sandbox_id)

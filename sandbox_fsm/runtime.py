@@ -26,6 +26,7 @@ from eventstore import EventStore, NewEvent, RecordedEvent
 from . import host
 from .agents import Agents
 from .config import RuntimeConfig, load_config, refuse_unsupported
+from .drivers import guestimage
 from .engine import Engine
 from .errors import InvalidRequest, NotFound, guest_errors
 from .guest_calls import GuestCalls
@@ -123,6 +124,11 @@ class Runtime:
     def private_paths(self) -> builtins.list[str]:
         """The runtime dir and the event store: kept out of every container's host view."""
         return [str(self.runtime_dir), self.store.path]
+
+    @property
+    def image_cache(self) -> Path:
+        """Where guest images are built and kept: <state dir>/guest-images."""
+        return guestimage.cache_dir(Path(self.store.path).parent)
 
     def layout(self, sandbox_id: str) -> host.SandboxLayout:
         return host.SandboxLayout(self.runtime_dir, sandbox_id)

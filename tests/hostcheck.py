@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sandbox_fsm import RuntimeConfig
+from sandbox_fsm.drivers import guestimage
 from sandbox_fsm.host import find_by_cmdline, mounts_under
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -98,12 +99,22 @@ def command_pids(list_pids: Callable[[], list[int]], count: int = 1) -> list[int
         time.sleep(0.02)
 
 
+REPO = Path(__file__).resolve().parents[1]
+# The qemu driver's guest image for tests: built once (`make guest-image` or the first VM
+# test) and reused across runs while its inputs are unchanged.
+IMAGE_CACHE = Path(os.environ.get("SBX_TEST_IMAGE_CACHE", REPO / "build" / "guest-images"))
+
+
 def make_config(driver: str = "namespaces", *, tracing: bool = False,
                 **proxy: str) -> RuntimeConfig:
     """A runtime configuration for tests; `tracing` turns on dynamic agent tracing (the
-    optional start_tracing/stop_tracing steps)."""
+    optional start_tracing/stop_tracing steps). The qemu driver boots the cached image."""
     base = RuntimeConfig.default()
+    hypervisor = dataclasses.replace(base.hypervisor, driver=driver)
+    if driver == "qemu":
+        image = guestimage.ensure(IMAGE_CACHE)
+        hypervisor = dataclasses.replace(hypervisor, initrd=str(image.path),
+                                         kernel=image.kernel.path, boot_timeout=180.0)
     return dataclasses.replace(
-        base, hypervisor=dataclasses.replace(base.hypervisor, driver=driver),
-        proxy=dataclasses.replace(base.proxy, **proxy),
+        base, hypervisor=hypervisor, proxy=dataclasses.replace(base.proxy, **proxy),
         agent=dataclasses.replace(base.agent, trace=tracing, trace_mode="dynamic"))

@@ -71,7 +71,8 @@ def test_timeouts():
     ("text", "key", "accepted"),
     [
         ('[hypervisor]\nshared_fs = "xfs"', "[hypervisor] shared_fs", "'9p', 'virtio-fs'"),
-        ('[hypervisor]\ndriver = "qemu"', "[hypervisor] driver", "'process', 'namespaces'"),
+        ('[hypervisor]\ndriver = "firecracker"', "[hypervisor] driver",
+         "'process', 'namespaces', 'qemu'"),
         ("[hypervisor]\nmsize_9p = -1", "[hypervisor] msize_9p", "an integer >= 1"),
         ("[hypervisor]\nshm_size = -4096", "[hypervisor] shm_size", "an integer >= 0"),
         ('[hypervisor]\nshm_size = "64M"', "[hypervisor] shm_size", "an integer >= 0"),

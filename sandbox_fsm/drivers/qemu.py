@@ -13,9 +13,11 @@ only then is it SIGKILLed. Every step treats "already gone" as done.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ SHARED_FS_TAG = "kataShared"
 AGENT_PORT = "agent.channel.0"
 DEFAULT_QEMU = "/usr/bin/qemu-system-x86_64"
 _PVM_MODULE = "/sys/module/kvm_pvm"
+_FLOCK = "hhqqi4x"  # struct flock on x86_64/aarch64: type, whence, start, len, pid
 
 
 class QemuError(RuntimeError):
@@ -102,11 +105,36 @@ def choose_accel(setting: str) -> tuple[str, str | None]:
     if setting != "auto":
         return setting, None
     if os.path.exists(_PVM_MODULE):
-        return "tcg", "sbx: /dev/kvm is PVM (kvm_pvm), which cannot boot this guest kernel; " \
+        return "tcg", "/dev/kvm is PVM (kvm_pvm), which cannot boot this guest kernel; " \
                       "using TCG (software emulation, slow)"
     if os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "kvm", None
-    return "tcg", "sbx: /dev/kvm is not usable; using TCG (software emulation, slow)"
+    return "tcg", "/dev/kvm is not usable; using TCG (software emulation, slow)"
+
+
+def pidfile_owner(path: str) -> host.ProcessIdentity | None:
+    """The live process holding qemu's lock on `path` (qemu keeps its -pidfile locked).
+
+    The kernel names the lock's owner (F_GETLK), so a qemu whose start was never recorded
+    is found without trusting the file's contents or anybody's command line.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, OSError):
+        return None
+    try:
+        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        kind, _, _, _, pid = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))
+    finally:
+        os.close(fd)
+    if kind == fcntl.F_UNLCK or pid <= 0:
+        return None
+    return host.identity_of(pid)
+
+
+def _opt(value: str) -> str:
+    """A path inside a qemu -option string: commas are doubled."""
+    return value.replace(",", ",,")
 
 
 def _kernel_cmdline(spec: QemuSpec) -> str:
@@ -128,16 +156,17 @@ def argv(spec: QemuSpec, paths: VmPaths, name: str) -> list[str]:
            "-smp", str(spec.vcpus), "-m", str(spec.memory_mb),
            "-kernel", spec.kernel, "-initrd", spec.initrd,
            "-append", _kernel_cmdline(spec), "-pidfile", paths.pidfile,
-           "-chardev", f"file,id=console,path={paths.console}", "-serial", "chardev:console",
-           "-chardev", f"socket,id=qmp,path={paths.qmp},server=on,wait=off",
+           "-chardev", f"file,id=console,path={_opt(paths.console)}",
+           "-serial", "chardev:console",
+           "-chardev", f"socket,id=qmp,path={_opt(paths.qmp)},server=on,wait=off",
            "-mon", "chardev=qmp,mode=control",
            "-device", "virtio-serial-pci,id=serial0",
-           "-chardev", f"socket,id=agent,path={paths.channel},server=on,wait=off",
+           "-chardev", f"socket,id=agent,path={_opt(paths.channel)},server=on,wait=off",
            "-device", f"virtserialport,bus=serial0.0,chardev=agent,name={AGENT_PORT}",
            "-object", "rng-random,id=rng0,filename=/dev/urandom",
            "-device", "virtio-rng-pci,rng=rng0"]
     if spec.shared_dir and spec.shared_fs == "9p":
-        cmd += ["-fsdev", f"local,id=shared,path={spec.shared_dir},security_model=none,"
+        cmd += ["-fsdev", f"local,id=shared,path={_opt(spec.shared_dir)},security_model=none,"
                           "multidevs=remap",
                 "-device", f"virtio-9p-pci,fsdev=shared,mount_tag={SHARED_FS_TAG}"]
     return cmd
@@ -233,4 +262,4 @@ def console_tail(vm_console: str, limit: int = 4096) -> str:
 
 
 __all__ = ["ACCELS", "MACHINES", "QemuError", "QemuSpec", "VmPaths", "VmProcess", "argv",
-           "choose_accel", "console_tail", "launch", "qmp", "running", "stop"]
+           "choose_accel", "console_tail", "launch", "pidfile_owner", "qmp", "running", "stop"]

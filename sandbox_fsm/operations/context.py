@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from agent_io import AgentClient, AgentDead, AgentRpcError, AgentUnavailable
@@ -37,6 +38,11 @@ class StepHost(Protocol):
         ...
 
     def layout(self, sandbox_id: str) -> SandboxLayout: ...
+
+    @property
+    def image_cache(self) -> Path:
+        """Where the qemu driver's guest images are kept (under the state dir)."""
+        ...
 
     def state(self, sandbox_id: str) -> SandboxState: ...
 

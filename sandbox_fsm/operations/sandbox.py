@@ -28,6 +28,7 @@ from ..guestspec.agent import (
 from ..guestspec.sandbox import dns_lines, kernel_modules, sandbox_storages
 from ..names import Ev, Kind, Op, Trigger
 from ..saga import IN_DOUBT, Operation, Step
+from . import vm
 from .context import OpContext, dir_resource, identity, mount_resource, tolerate_gone
 from .devices import DETACH_DEVICES
 from .network import SETUP_NETWORK
@@ -77,24 +78,26 @@ def _unmount_shared_dir(ctx: OpContext, args: dict, outcome: dict | None) -> Non
 
 def _plan_vm(ctx: OpContext) -> dict:
     lay = ctx.layout
+    conf = ctx.host.config
+    params = kernel_params(conf)
+    devices = [{"type": type(d).__name__, **asdict(d)} for d in hypervisor_devices(
+        socket_kind=agent_socket_kind(conf.hypervisor.use_vsock),
+        socket_path=str(lay.agent_socket), share_path=str(lay.shared),
+        shared_fs=conf.hypervisor.shared_fs,
+        supports_fs_sharing=conf.hypervisor.supports_fs_sharing)]
+    if ctx.host.driver == vm.QEMU:
+        return vm.plan_start(ctx, params, devices)
     argv = [sys.executable, "-m", "agent_io.guest", "--listen", f"unix:{lay.agent_socket}",
             "--guest-dir", str(lay.guest_dir), "--shared-dir", str(lay.shared)]
     if ctx.host.driver == "namespaces":
         argv.append("--namespaces")
-    conf = ctx.host.config
-    params = kernel_params(conf)
     if params:
         argv += ["--kernel-params", params]
-    devices = hypervisor_devices(
-        socket_kind=agent_socket_kind(conf.hypervisor.use_vsock),
-        socket_path=str(lay.agent_socket), share_path=str(lay.shared),
-        shared_fs=conf.hypervisor.shared_fs,
-        supports_fs_sharing=conf.hypervisor.supports_fs_sharing)
     trace = trace_settings(conf.agent.trace, conf.agent.trace_mode, conf.agent.trace_type)
     return {"argv": argv, "socket": str(lay.agent_socket), "log": str(lay.log_dir / "guest.log"),
             "planned_at": time.time(),
             "kernel_params": params, "disable_vm_shutdown": trace.disable_vm_shutdown,
-            "devices": [{"type": type(d).__name__, **asdict(d)} for d in devices]}
+            "devices": devices}
 
 
 def kernel_params(conf: RuntimeConfig) -> str:
@@ -111,6 +114,8 @@ def _wait_listening(ctx: OpContext, path: str, ident: host.ProcessIdentity) -> N
 
 
 def _start_vm(ctx: OpContext, args: dict) -> dict:
+    if args.get("driver") == vm.QEMU:
+        return vm.start(ctx, args)
     ident = host.spawn(args["argv"], log_path=args["log"])
     try:
         _wait_listening(ctx, args["socket"], ident)
@@ -145,10 +150,15 @@ def _stop_process(ctx: OpContext, args: dict, outcome: dict | None) -> None:
 
 
 def _stop_vm_undo(ctx: OpContext, args: dict, outcome: dict | None) -> None:
-    _stop_process(ctx, args, outcome)
+    if args.get("driver") == vm.QEMU:
+        vm.undo_start(ctx, args, outcome)
+    else:
+        _stop_process(ctx, args, outcome)
 
 
 def _plan_proxy(ctx: OpContext) -> dict:
+    if ctx.host.driver == vm.QEMU:  # the VM proxy owns the channel: no in-process option
+        return vm.plan_proxy(ctx)
     lay = ctx.layout
     return {"type": ctx.host.config.proxy.type, "socket": str(lay.proxy_socket),
             "target": str(lay.agent_socket), "log": str(lay.log_dir / "proxy.log"),
@@ -158,6 +168,8 @@ def _plan_proxy(ctx: OpContext) -> dict:
 def _start_proxy(ctx: OpContext, args: dict) -> dict:
     if args["type"] == "builtin":
         return {"type": "builtin"}
+    if args["type"] == "vm":
+        return vm.start_proxy(ctx, args)
     ident = host.spawn(host.proxy_argv(args["socket"], args["target"]), log_path=args["log"])
     try:
         _wait_listening(ctx, args["socket"], ident)
@@ -251,7 +263,10 @@ def _released_process(ctx: OpContext, role: str) -> dict:
     if resource is None:
         return {"released": []}
     grace = STATIC_TRACE_GRACE_S if resource.get("disable_vm_shutdown") else 5.0
-    _end_processes(ctx, [identity(resource)], resource["socket"], timeout=grace)
+    if resource.get("driver") == vm.QEMU:
+        vm.stop(ctx, resource, grace)
+    else:
+        _end_processes(ctx, [identity(resource)], resource["socket"], timeout=grace)
     return {"released": [resource["key"]], "pid": resource["pid"]}
 
 

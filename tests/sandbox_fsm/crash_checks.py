@@ -75,11 +75,11 @@ def check_recovered(rt: Runtime, run: Path, sandbox_id: str) -> SandboxState:
 
 
 def crash_child(state: Path, run: Path, volume: Path, driver: str, knob: str,
-                *args: str, env: dict[str, str] | None = None) -> None:
+                *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> None:
     """Run crash_child.py (args: sandbox id, ops or `recover`) and expect it SIGKILLed."""
     env = {**os.environ, **(env or {}), "SBX_CRASH_AT": knob,
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(CHILD), str(state), str(run), driver,
-                           str(volume), *args], env=env, capture_output=True, timeout=120)
+                           str(volume), *args], env=env, capture_output=True, timeout=timeout)
     assert proc.returncode == -signal.SIGKILL, (
         f"{knob}: child exited {proc.returncode}, not by SIGKILL\n{proc.stderr.decode()}")

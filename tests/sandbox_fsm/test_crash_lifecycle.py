@@ -50,13 +50,13 @@ NAMESPACE_POINTS = ("start_vm:after#1", "start_proxy:before#1", "mount_volume:af
 
 
 def crash_recover_continue(dirs: tuple[Path, Path], driver: str, k: int, knob: str,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+                           monkeypatch: pytest.MonkeyPatch, timeout: float = 120) -> None:
     """Every step that can run is reached: a network and dynamic tracing are on."""
     monkeypatch.setenv(lifecycle.ALL_STEPS_ENV, "1")
     state_dir, run = dirs
     volume = state_dir.parent / "volume"
     volume.mkdir()
-    crash_child(state_dir, run, volume, driver, knob)
+    crash_child(state_dir, run, volume, driver, knob, timeout=timeout)
     op = LIFECYCLE[k]
     forward = op in FORWARD
     sandbox, container = STATES[op][1::2] if forward else STATES[op][0::2]
