@@ -22,6 +22,7 @@ from . import (
     fleet,
     guestimage,
     history,
+    logs,
     oci,
     oci_extras,
     oci_globals,
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     guestimage.register(sub, common)
     trace.register(sub, common)
     fleet.register(sub, common)
+    logs.register(sub, common)
     agent = sub.add_parser("agent", help="the reference guest agent")
     agent_sub = agent.add_subparsers(dest="agent_cmd", metavar="serve", required=True)
     serve = agent_sub.add_parser("serve", help="run the guest agent (args: see --help)",

@@ -126,6 +126,19 @@ def test_the_vm_is_what_was_asked_and_its_sockets_are_private(vm_rt) -> None:
     assert not any("Ethernet" in c or "VGA" in c for c in classes), classes
 
 
+def test_sbx_logs_console_prints_the_guest_console(vm_rt) -> None:
+    rt, run, _ = vm_rt
+    sbx = str(Path(sys.executable).parent / "sbx")
+    dirs = ["--state-dir", str(run.parent / "state"), "--runtime-dir", str(run)]
+    shown = subprocess.run([sbx, *dirs, "logs", SID, "--console"], capture_output=True,
+                           text=True, check=True).stdout
+    release = guestimage.find_kernel(rt.config.hypervisor.kernel).release
+    assert f"Linux version {release}" in shown          # the guest kernel's own banner
+    missing = subprocess.run([sbx, *dirs, "logs", "nope", "--console"], capture_output=True,
+                             text=True)
+    assert missing.returncode == 4 and missing.stderr.count("\n") == 1
+
+
 def test_two_containers_volume_exec_signal_pause(vm_rt) -> None:
     rt, run, volume = vm_rt
     for cid in ("a", "b"):
