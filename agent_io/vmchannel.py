@@ -131,6 +131,7 @@ class _Stream:
     sock: socket.socket
     peer_done: bool = False   # the other end sent CLOSE
     local_done: bool = False  # we sent CLOSE
+    live: bool = True         # False once dropped or reset: it may send nothing more
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -147,10 +148,15 @@ class StreamTable:
         self._streams: dict[int, _Stream] = {}
         self._lock = threading.Lock()
 
-    def send(self, kind: Kind, stream: int, payload: bytes = b"") -> bool:
-        """Write one frame; False when the channel is gone (the session will reset)."""
+    def send(self, kind: Kind, stream: int, payload: bytes = b"",
+             entry: _Stream | None = None) -> bool:
+        """Write one frame; False when the channel is gone (the session will reset) or
+        `entry`, the stream it speaks for, has ended: a stream of an older session must
+        never speak under its id, which the new session reuses."""
         try:
             with self._write_lock:
+                if entry is not None and not entry.live:
+                    return False
                 self._write(encode(kind, stream, payload))
         except OSError as exc:
             log.debug("channel write failed: %s", exc)
@@ -168,6 +174,8 @@ class StreamTable:
             old = self._streams.pop(stream, None)
             self._streams[stream] = entry
         if old is not None:
+            with self._write_lock:
+                old.live = False
             _close(old.sock)
         threading.Thread(target=self._pump, args=(stream, entry), daemon=True,
                          name=f"vmchannel-{stream}").start()
@@ -175,13 +183,14 @@ class StreamTable:
     def _pump(self, stream: int, entry: _Stream) -> None:
         try:
             while data := entry.sock.recv(MAX_PAYLOAD):
-                if not self.send(Kind.DATA, stream, data):
+                if not self.send(Kind.DATA, stream, data, entry):
                     return
         except OSError:
             if self._drop(stream, entry):
                 self.send(Kind.RESET, stream)
             return
-        self.send(Kind.CLOSE, stream)
+        if not self.send(Kind.CLOSE, stream, b"", entry):
+            return
         with entry.lock:
             entry.local_done = True
             finished = entry.peer_done
@@ -194,6 +203,8 @@ class StreamTable:
             if self._streams.get(stream) is not entry:
                 return False
             del self._streams[stream]
+        with self._write_lock:
+            entry.live = False
         _close(entry.sock)
         return True
 
@@ -225,6 +236,9 @@ class StreamTable:
         with self._lock:
             entries = list(self._streams.values())
             self._streams.clear()
+        with self._write_lock:  # after this, none of them can put a frame on the channel
+            for entry in entries:
+                entry.live = False
         for entry in entries:
             _close(entry.sock)
 
