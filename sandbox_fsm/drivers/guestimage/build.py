@@ -24,6 +24,7 @@ from .pyruntime import ImageFile
 
 BUSYBOX = "/bin/busybox"
 RUNC = "/usr/sbin/runc"
+TINI = "/usr/bin/tini-static"  # the agent's container init, when the host has it
 _LD_CACHE = "/etc/ld.so.cache"
 
 
@@ -70,7 +71,8 @@ def _programs() -> list[str]:
     for tool in (BUSYBOX, RUNC):
         if not os.access(tool, os.X_OK):
             raise ImageError(f"{tool} is missing (install busybox-static and runc)")
-    return [BUSYBOX, RUNC, pyruntime.interpreter()]
+    tini = [TINI] if os.access(TINI, os.X_OK) else []
+    return [BUSYBOX, RUNC, *tini, pyruntime.interpreter()]
 
 
 def _files(kernel: Kernel) -> Iterator[ImageFile]:
@@ -78,6 +80,8 @@ def _files(kernel: Kernel) -> Iterator[ImageFile]:
     yield ImageFile("/init", data=init.INIT_SCRIPT.encode(), mode=0o755)
     yield ImageFile("/bin/busybox", source=BUSYBOX, mode=0o755)
     yield ImageFile("/usr/sbin/runc", source=RUNC, mode=0o755)
+    if os.access(TINI, os.X_OK):
+        yield ImageFile(TINI, source=TINI, mode=0o755)
     python = pyruntime.interpreter()
     yield ImageFile(python, source=python, mode=0o755)
     for path, text in init.ETC_FILES.items():

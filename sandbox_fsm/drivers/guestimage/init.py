@@ -15,8 +15,16 @@ AGENT_SOCKET = "/run/sbx/agent.sock"
 GUEST_AGENT_DIR = "/run/sbx/guest"
 MODULE_LIST = "/etc/sbx/modules"
 
+# runc's pivot_root cannot leave the initramfs (rootfs): the init first makes / a bind
+# mount of it (moved over /, then chroot), a root runc can pivot away from. No copy.
 INIT_SCRIPT = f"""#!/bin/busybox sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+if [ -z "$SBX_ROOT_MOVED" ]; then
+  mkdir -p /.root
+  mount --rbind / /.root && cd /.root && mount --move . / && \
+    SBX_ROOT_MOVED=1 exec chroot . /init
+  echo "sbx-init: could not move the root; containers cannot pivot_root"
+fi
 say() {{ echo "sbx-init: $* uptime=$(cut -d' ' -f1 /proc/uptime)"; }}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
