@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,8 +107,11 @@ def test_exit_fault_kills_agent_and_then_unavailable(start_agent):
 def test_sigterm_is_a_clean_shutdown(agent):
     agent.client.create_container("c", oci_spec(["sleep", "600"]))
     agent.client.start_container("c")
-    pids = json.loads(agent.client.list_processes("c", "json"))  # init and sleep
-    assert len(pids) == 2
+    deadline = time.monotonic() + 20  # tini starts the command after StartContainer
+    while len(pids := json.loads(agent.client.list_processes("c", "json"))) < 2 \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(pids) == 2  # init and sleep
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.proc.wait(30) == 0
     assert not Path(agent.url[len("unix:"):]).exists()
