@@ -35,14 +35,17 @@ def all_steps() -> bool:
 
 
 def run(rt: Runtime, volume: str, ops: tuple[str, ...] = LIFECYCLE,
-        sandbox: str = SANDBOX) -> None:
-    """Run `ops` of the lifecycle, in order, on `sandbox` / container CONTAINER."""
+        sandbox: str = SANDBOX, config: ContainerConfig | None = None) -> None:
+    """Run `ops` of the lifecycle (and `wait`), in order, on `sandbox` / container CONTAINER
+    (`config`, by default `container_config(volume)`)."""
+    config = config or container_config(volume)
     network = NETWORK if all_steps() else None
     calls = {
         "create_sandbox": lambda: rt.create_sandbox(SandboxConfig(id=sandbox, network=network)),
         "start_sandbox": lambda: rt.start_sandbox(sandbox),
-        "create_container": lambda: rt.create_container(sandbox, container_config(volume)),
+        "create_container": lambda: rt.create_container(sandbox, config),
         "start_container": lambda: rt.start_container(sandbox, CONTAINER),
+        "wait": lambda: rt.wait(sandbox, CONTAINER),
         "stop_container": lambda: rt.stop_container(sandbox, CONTAINER),
         "delete_container": lambda: rt.delete_container(sandbox, CONTAINER),
         "stop_sandbox": lambda: rt.stop_sandbox(sandbox),

@@ -9,32 +9,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sandbox_fsm import ContainerConfig, Runtime, SandboxConfig
+import crash_child
 
-SANDBOX, CONTAINER = "sbx", "c1"
+from sandbox_fsm import ContainerConfig, Runtime
+
+SANDBOX, CONTAINER = crash_child.SANDBOX, crash_child.CONTAINER
 LIFECYCLE = ("create_sandbox", "start_sandbox", "create_container", "start_container",
              "wait", "stop_container", "delete_container", "stop_sandbox", "delete_sandbox")
 
 
-def image_container(image: str, script: str = "echo persisted > /written") -> ContainerConfig:
+def image_container(image: str, script: str = "echo persisted > /written",
+                    read_only: bool = False) -> ContainerConfig:
     return ContainerConfig(id=CONTAINER, args=("/bin/sh", "-c", script), rootfs_device={
-        "id": "root", "image": image, "fstype": "ext4"})
-
-
-def run(rt: Runtime, image: str, ops: tuple[str, ...]) -> None:
-    calls = {
-        "create_sandbox": lambda: rt.create_sandbox(SandboxConfig(id=SANDBOX)),
-        "start_sandbox": lambda: rt.start_sandbox(SANDBOX),
-        "create_container": lambda: rt.create_container(SANDBOX, image_container(image)),
-        "start_container": lambda: rt.start_container(SANDBOX, CONTAINER),
-        "wait": lambda: rt.wait(SANDBOX, CONTAINER),
-        "stop_container": lambda: rt.stop_container(SANDBOX, CONTAINER),
-        "delete_container": lambda: rt.delete_container(SANDBOX, CONTAINER),
-        "stop_sandbox": lambda: rt.stop_sandbox(SANDBOX),
-        "delete_sandbox": lambda: rt.delete_sandbox(SANDBOX),
-    }
-    for op in ops:
-        calls[op]()
+        "id": "root", "image": image, "fstype": "ext4", "read_only": read_only})
 
 
 def main(argv: list[str]) -> int:
@@ -43,7 +30,7 @@ def main(argv: list[str]) -> int:
     from hostcheck import make_config
 
     with Runtime.open(state_dir, run_dir, make_config("namespaces")) as rt:
-        run(rt, image, tuple(ops.split(",")))
+        crash_child.run(rt, "", tuple(ops.split(",")), config=image_container(image))
     return 0
 
 

@@ -73,13 +73,18 @@ def _guest_mount(pid: int, point: str) -> tuple[str, str] | None:
     return None
 
 
+def _running(rt: Runtime, config: ContainerConfig) -> Runtime:
+    """rt with sandbox SID running and `config` created in it."""
+    rt.create_sandbox(SandboxConfig(id=SID))
+    rt.start_sandbox(SID)
+    rt.create_container(SID, config)
+    return rt
+
+
 @pytest.mark.root
 def test_image_rootfs_is_attached_mounted_in_the_guest_and_detached(
         open_rt, dirs: tuple[Path, Path], image: Path) -> None:
-    rt = open_rt("namespaces")
-    rt.create_sandbox(SandboxConfig(id=SID))
-    rt.start_sandbox(SID)
-    rt.create_container(SID, child.image_container(str(image)))
+    rt = _running(open_rt("namespaces"), child.image_container(str(image)))
     state = rt.state(SID)
     dev = state.ledger[f"device:{CID}/root"]
     assert (dev["kind"], dev["type"], dev["backing_file"]) == ("device", "loop", str(image))
@@ -189,10 +194,7 @@ def test_image_drives_are_refused_before_any_event(
 @pytest.mark.root
 def test_recovery_detaches_a_stray_device_and_forgets_one_the_kernel_lost(
         open_rt, dirs: tuple[Path, Path], image: Path, tmp_path: Path) -> None:
-    rt = open_rt("namespaces")
-    rt.create_sandbox(SandboxConfig(id=SID))
-    rt.start_sandbox(SID)
-    rt.create_container(SID, child.image_container(str(image)))
+    rt = _running(open_rt("namespaces"), child.image_container(str(image)))
     rt.stop_sandbox(SID)             # the guest's mount is gone; the device is still ours
     held = rt.state(SID).ledger[f"device:{CID}/root"]
     assert loopdev.detach(held["tag"])   # the kernel loses it behind our back
@@ -213,12 +215,7 @@ def test_recovery_detaches_a_stray_device_and_forgets_one_the_kernel_lost(
 @pytest.mark.root
 def test_a_read_only_image_is_attached_and_mounted_read_only(
         open_rt, dirs: tuple[Path, Path], image: Path) -> None:
-    rt = open_rt("namespaces")
-    rt.create_sandbox(SandboxConfig(id=SID))
-    rt.start_sandbox(SID)
-    config = child.image_container(str(image))
-    rt.create_container(SID, ContainerConfig(id=CID, args=config.args, rootfs_device={
-        **(config.rootfs_device or {}), "read_only": True}))
+    rt = _running(open_rt("namespaces"), child.image_container(str(image), read_only=True))
     assert [d.read_only for d in _ours(dirs[1])] == [True]
     rt.start_container(SID, CID)
     assert rt.wait(SID, CID) != 0, "a write to a read-only image rootfs succeeded"
