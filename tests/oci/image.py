@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 BUSYBOX = "/bin/busybox"
-APPLETS = ("sh", "echo", "cat", "sleep", "true", "false", "ps", "top", "ls", "id", "head",
+APPLETS = ("sh", "echo", "cat", "sleep", "true", "false", "ps", "top", "ls", "id", "head", "mv",
            "tty", "stty", "kill", "wc", "seq", "env", "yes", "dd", "hostname", "mount")
 
 

@@ -21,7 +21,9 @@ class Ctr:
 
     def __init__(self, daemon: Containerd, runtime: str, tmp: Path) -> None:
         self.d, self.runtime, self.tmp = daemon, runtime, tmp
-        self.root = tmp / f"{runtime}-root"     # --runc-root: the runtime's --root/<ns>
+        # --runc-root (the runtime's --root is <it>/<namespace>), under the daemon's dir:
+        # what a failed test leaves there is scrubbed with the daemon's
+        self.root = daemon.root / f"{runtime}-root"
 
     def flags(self, cid: str) -> list[str]:
         if self.runtime == "sbx":
@@ -95,8 +97,8 @@ def _pause(ctr: Ctr, cid: str) -> None:
 def test_exec_ps_pause_resume_and_kill(ctr: Ctr, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    loop = "trap 'exit 42' TERM; i=0; while true; do i=$((i+1)); echo $i > /data/n; " \
-           "sleep 0.05; done"
+    loop = "trap 'exit 42' TERM; i=0; while true; do i=$((i+1)); " \
+           "echo $i > /data/n.new; mv /data/n.new /data/n; sleep 0.05; done"
     with ctr.task("loop", "sh", "-c", loop, opts=(
             "--mount", f"type=bind,src={data},dst=/data,options=rbind:rw")) as task:
         out = ctr.d.ctr("task", "exec", "--exec-id", "e1", "loop", "sh", "-c",

@@ -70,7 +70,7 @@ def test_detached_logs_exec_top_pause_update_stats_kill(docker: Docker, tmp_path
     data.mkdir()
     name = f"loop-{docker.runtime}"
     loop = "trap 'exit 42' TERM; echo started; i=0; while true; do i=$((i+1)); " \
-           "echo $i > /data/n; sleep 0.05; done"
+           "echo $i > /data/n.new; mv /data/n.new /data/n; sleep 0.05; done"
     cid = docker.detached(name, "-v", f"{data}:/data", TAG, "sh", "-c", loop)
     try:
         assert read_counter(data / "n") > 0
