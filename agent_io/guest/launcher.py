@@ -100,14 +100,26 @@ class Launcher:
         shutil.rmtree(path, ignore_errors=True)  # a create this agent already undid
         path.mkdir(mode=0o700)
         bundle.write_json(path / "config.json", config)
-        proc = self._spawn(["create", "--bundle", str(path)], cid, init_exec, spec,
-                           path / "init.pid", where)
+        try:
+            proc = self._spawn(["create", "--bundle", str(path)], cid, init_exec, spec,
+                               path / "init.pid", where)
+        except SpawnError:
+            self._forget(cid, path)
+            raise
         c = Container(id=cid, init_exec=init_exec, init_spec=spec, bundle=path, pending=proc)
         try:
             c.cgroups = cgroups.dirs_of(proc.pid)
         except OSError:
             pass  # it died already; its exit will be reported
         return c
+
+    def _forget(self, cid: str, path: Path) -> None:
+        """Undo a create that failed half-way: whatever runc made, and the bundle."""
+        try:
+            self.runc.run(["delete", "--force", cid], path / "log.json")
+        except RuncError:
+            pass  # runc made nothing
+        shutil.rmtree(path, ignore_errors=True)
 
     def start(self, c: Container, where: str) -> Process:
         try:

@@ -12,6 +12,7 @@ from guestkit import alive, descendants, oci_spec, read_all, wait_until
 from hostcheck import comm, command_pids
 
 from agent_io import messages as m
+from agent_io.errors import AgentRpcError
 
 pytestmark = pytest.mark.root
 
@@ -120,3 +121,18 @@ def test_a_killed_agent_leaves_no_container_cgroup_or_state(start_agent, namespa
     wait_until(lambda: not any(alive(*p) for p in left), "every container process gone")
     wait_until(lambda: not parent.exists(), f"{parent} removed")
     wait_until(lambda: not (agent.guest_dir / ".agent").exists(), "runc's state removed")
+
+
+def test_a_create_runc_refuses_leaves_nothing_and_the_id_free(agent):
+    """runc refuses a sysctl of the host's (not in a namespace of the container's): the
+    error is runc's, one line, and whatever it made is undone."""
+    spec = oci_spec(["true"])
+    spec.Linux.Sysctl["vm.dirty_expire_centisecs"] = "1"
+    with pytest.raises(AgentRpcError) as err:
+        agent.client.create_container("s", spec)
+    assert err.value.code == "INVALID_ARGUMENT" and "sysctl" in err.value.details
+    assert "\n" not in err.value.details
+    assert not (agent.guest_dir / ".agent" / "runc" / "s").exists()
+    assert not (agent.guest_dir / ".agent" / "bundles" / "s").exists()
+    out, _, status = _output(agent, "s", oci_spec(["echo", "again"]))
+    assert (out, status) == (b"again\n", 0)
