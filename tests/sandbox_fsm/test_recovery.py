@@ -120,14 +120,21 @@ def _children(pid: int) -> list[int]:
 
 
 def _container_pid(guest: int) -> int:
-    """The guest's `sleep 60` (the container's init), found by walking its children."""
-    todo = _children(guest)
-    while todo:
-        pid = todo.pop()
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if f.read().split(b"\0")[0] == b"sleep":
-                return pid
-        todo += _children(pid)
+    """The guest's `sleep 60` (the container's command, which the container's init starts
+    a moment after StartContainer answered), found by walking its children."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        todo = _children(guest)
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[0] == b"sleep":
+                        return pid
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            todo += _children(pid)
+        time.sleep(0.02)
     raise AssertionError(f"no container process under guest pid {guest}")
 
 
