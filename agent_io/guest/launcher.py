@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,17 @@ from agent_io.guest.runc import Runc, RuncError
 from agent_io.guest.spawner import Reaper, Spawner
 from agent_io.guest.stdio import Stdio
 from agent_io.rootfs import DEFAULT_PATH, check_rootfs
+
+START_WAIT_S = 5.0
+
+
+def _proc_status(pid: int) -> dict[str, str] | None:
+    """/proc/<pid>/status as a dict; None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def _env(spec: ProcessSpec) -> list[str]:
@@ -128,7 +140,23 @@ class Launcher:
             raise SpawnError(f"{where}: {exc}") from None
         proc, c.pending = c.pending, None
         assert proc is not None
+        self._wait_exec(proc)
         return proc
+
+    def _wait_exec(self, proc: Process) -> None:
+        """`runc start` answers before the init has left runc: a signal sent to a PID
+        namespace's init before it handles signals is dropped (or ends runc's own init
+        with status 2). Return once the init runs our program and, for the init helper,
+        blocks its signals (it forwards them from then on)."""
+        deadline = time.monotonic() + START_WAIT_S
+        while not proc.exited and time.monotonic() < deadline:
+            status = _proc_status(proc.pid)
+            if status is None:
+                return
+            started = not status.get("Name", "").startswith("runc")
+            if started and (self.init is None or int(status.get("SigBlk", "0"), 16)):
+                return
+            time.sleep(0.001)
 
     def exec(self, c: Container, eid: str, spec: ProcessSpec, where: str) -> Process:
         init_caps = c.init_spec.oci.get("capabilities")
