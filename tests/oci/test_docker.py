@@ -83,6 +83,8 @@ def test_detached_logs_exec_top_pause_update_stats_kill(docker: Docker, tmp_path
                             data / "n")
         docker.ok("update", "--memory", "64m", "--memory-swap", "128m", name)
         assert docker.inspect(name)["HostConfig"]["Memory"] == 64 << 20
+        limit = docker.ok("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        assert int(limit) == 64 << 20, "the new limit is not the container's cgroup's"
         stats = json.loads(docker.ok("stats", "--no-stream", "--format", "{{json .}}", name))
         assert stats["Name"] == name
         docker.ok("kill", "-s", "TERM", name)
