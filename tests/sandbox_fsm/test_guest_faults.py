@@ -17,14 +17,16 @@ from hostcheck import freezer_state
 from agent_io.faults import ENV_VAR
 from sandbox_fsm import ContainerConfig, OperationFailed, Runtime, SandboxConfig, load_config
 
-DEADLINE, DELAY = 1.0, 2.5
+DEADLINE, DELAY = 2.0, 4.0
 
 
 def _runtime(dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
              rules: list[dict]) -> Runtime:
     monkeypatch.setenv(ENV_VAR, json.dumps(rules))
     conf = tmp_path / "sbx.toml"
-    conf.write_text(f'[hypervisor]\ndriver = "process"\n[agent.timeouts]\ndefault = {DEADLINE}\n')
+    # StartContainer waits for the container's init to run: not a call under test here
+    conf.write_text(f'[hypervisor]\ndriver = "process"\n[agent.timeouts]\ndefault = {DEADLINE}\n'
+                    'StartContainer = 60.0\n')
     rt = Runtime.open(dirs[0], dirs[1], load_config(conf))
     rt.create_sandbox(SandboxConfig("s"))
     rt.start_sandbox("s")
