@@ -44,7 +44,11 @@ class Ctr:
                                  *opts, IMAGE, cid, *cmd], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            self.wait_status(cid, "RUNNING")
+            try:
+                self.wait_status(cid, "RUNNING")
+            except AssertionError as exc:
+                proc.kill()
+                raise AssertionError(f"{exc}; ctr run said: {proc.communicate()[1]}") from None
             yield proc
         finally:
             proc.kill()
