@@ -27,7 +27,7 @@ import time
 
 from agent_io.vmchannel import ACK_MAGIC, Decoder, Frame, Hello, Kind, StreamTable, hello
 
-from ..host.layout import check_socket_dir
+from ..host.layout import check_socket_dir, listen_private
 
 _CONNECT_POLL_S = 0.05
 
@@ -83,15 +83,7 @@ def _bind(path: str) -> socket.socket:
     check_socket_dir(os.path.dirname(path))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # our own socket dir: a leftover is a dead predecessor's
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        sock.bind(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    sock.listen(128)
-    return sock
+    return listen_private(path)
 
 
 def _read_channel(chan: socket.socket, decoder: Decoder, streams: StreamTable,

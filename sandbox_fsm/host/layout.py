@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 from pathlib import Path
 
@@ -180,3 +181,16 @@ def remove_tree(path: str | os.PathLike[str]) -> bool:
         return True
     shutil.rmtree(target)  # fd-based walk: never follows symlinks (avoids_symlink_attacks)
     return True
+
+
+def listen_private(path: str) -> socket.socket:
+    """A unix socket listening on path, created with mode 0600 (no window with a looser one)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    return sock

@@ -19,6 +19,8 @@ import stat
 import sys
 import threading
 
+from .layout import listen_private
+
 _CHUNK = 256 * 1024
 
 
@@ -50,14 +52,7 @@ def _bind(path: str) -> tuple[socket.socket, int]:
                 os.unlink(path)
             else:
                 raise SystemExit(f"proxy: {path!r} is already served by another process")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        sock.bind(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    sock.listen(128)
+    sock = listen_private(path)
     return sock, os.lstat(path).st_ino
 
 
